@@ -1,0 +1,185 @@
+"""The log accumulator (Fluentd's role): Forward protocol in, validated records to Kafka.
+
+Each record is checked against its shape and routed by its message_type to its topic,
+keyed by node_id, with ingest metadata in the Kafka headers (the body keeps the shape of
+DESIGN.md exactly). Anything that does not fit goes to the dead-letter topic with the
+reason and the raw bytes. A read's records are safe, and its chunks acknowledged, only
+once Kafka has acknowledged every one of them; until then the accumulator retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from backend.bus import Bus, BusUnavailable, Delivery, Outgoing, Publisher
+from backend.config import Settings
+from backend.forward.protocol import Frame, StreamError, repack
+from backend.forward.server import ForwardServer
+from backend.retry import Backoff, retrying
+from backend.runner import ServiceError
+from backend.schemas import (
+    DeadLetter,
+    Heartbeat,
+    InvalidRecord,
+    Log,
+    Registration,
+    encode,
+    now_iso,
+    validate_record,
+)
+
+log = logging.getLogger("logdeck.accumulator")
+
+
+class Router:
+    """Turns frames into Kafka records: validated messages to their topics, the rest dead."""
+
+    def __init__(self, settings: Settings, source: str) -> None:
+        topics = settings.topics
+        self._topic_of: dict[type[Any], str] = {
+            Log: topics.logs,
+            Heartbeat: topics.heartbeats,
+            Registration: topics.registrations,
+        }
+        self._deadletter = topics.deadletter
+        self._source = source
+        self.counts: Counter[str] = Counter()
+
+    def route(self, items: Sequence[Frame | StreamError], peer: str) -> list[Outgoing]:
+        received_at = now_iso()
+        headers_base = (
+            ("ingested_at", received_at.encode()),
+            ("accumulator", self._source.encode()),
+        )
+        out: list[Outgoing] = []
+        for item in items:
+            if isinstance(item, StreamError):
+                out.append(self._dead(item.reason, item.raw, received_at, peer, None, None))
+                continue
+            headers = (*headers_base, ("tag", item.tag.encode("utf-8", "replace")))
+            for rejected in item.rejected:
+                out.append(
+                    self._dead(rejected.reason, rejected.raw, received_at, peer, item.tag, None)
+                )
+            for entry in item.entries:
+                try:
+                    message = validate_record(entry.record)
+                except InvalidRecord as error:
+                    node = entry.record.get("node_id")
+                    out.append(
+                        self._dead(
+                            str(error),
+                            repack(entry.record),
+                            received_at,
+                            peer,
+                            item.tag,
+                            node if isinstance(node, str) else None,
+                        )
+                    )
+                    continue
+                topic = self._topic_of[type(message)]
+                self.counts[topic] += 1
+                out.append(Outgoing(topic, message.node_id.encode(), encode(message), headers))
+        return out
+
+    def _dead(
+        self,
+        reason: str,
+        raw: bytes,
+        received_at: str,
+        peer: str,
+        tag: str | None,
+        node_id: str | None,
+    ) -> Outgoing:
+        self.counts[self._deadletter] += 1
+        letter = DeadLetter(
+            reason=reason,
+            source="accumulator",
+            raw=raw,
+            received_at=received_at,
+            tag=tag,
+            peer=peer,
+            node_id=node_id,
+        )
+        key = node_id.encode("utf-8", "replace") if node_id else None
+        return Outgoing(self._deadletter, key, encode(letter))
+
+
+class KafkaSink:
+    """The server's sink: route, publish, and retry until Kafka has acknowledged."""
+
+    def __init__(self, router: Router, publisher: Publisher) -> None:
+        self._router = router
+        self._publisher = publisher
+
+    async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
+        records = self._router.route(items, peer)
+        delivery = await self._enqueue(records)
+        return asyncio.ensure_future(self._confirm(records, delivery))
+
+    async def _enqueue(self, records: list[Outgoing]) -> Delivery:
+        return await retrying(
+            lambda: self._publisher.enqueue(records),
+            what=f"publishing {len(records)} records to Kafka",
+            retry_on=(BusUnavailable,),
+            log=log,
+        )
+
+    async def _confirm(self, records: list[Outgoing], delivery: Delivery) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await delivery
+                return
+            except BusUnavailable as error:
+                delay = backoff.next_delay()
+                log.warning(
+                    "Kafka lost %d records (%s); resending in %.1f s", len(records), error, delay
+                )
+                await asyncio.sleep(delay)
+                delivery = await self._enqueue(records)
+
+
+async def run_accumulator(
+    settings: Settings, bus: Bus, stop: asyncio.Event, port: int | None = None
+) -> None:
+    """Serve the Forward protocol until `stop` is set, then flush to Kafka."""
+    listen_port = settings.accumulator_port if port is None else port
+    await retrying(
+        lambda: bus.ensure_topics(settings.topics.all()),
+        what=f"creating topics on Kafka at {settings.kafka}",
+        retry_on=(BusUnavailable,),
+        log=log,
+    )
+    publisher = bus.publisher()
+    await retrying(
+        publisher.start,
+        what=f"connecting to Kafka at {settings.kafka}",
+        retry_on=(BusUnavailable,),
+        log=log,
+    )
+    router = Router(settings, f"{socket.gethostname()}:{listen_port}")
+    server = ForwardServer(KafkaSink(router, publisher), settings.accumulator_host, listen_port)
+    try:
+        await server.start()
+    except OSError as error:
+        await publisher.stop()
+        address = f"{settings.accumulator_host}:{listen_port}"
+        raise ServiceError(f"accumulator cannot listen on {address}: {error.strerror}") from None
+    log.info(
+        "accumulator listening on %s:%d, publishing to Kafka at %s",
+        settings.accumulator_host,
+        server.port,
+        settings.kafka,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        await publisher.stop()
+        log.info("accumulator stopped; records routed: %s", dict(router.counts))

@@ -1,0 +1,13 @@
+"""The pub-sub layer: one interface, with Kafka as the real implementation."""
+
+from backend.bus.base import (
+    Bus,
+    BusUnavailable,
+    Delivery,
+    Incoming,
+    Outgoing,
+    Publisher,
+    Subscription,
+)
+
+__all__ = ["Bus", "BusUnavailable", "Delivery", "Incoming", "Outgoing", "Publisher", "Subscription"]

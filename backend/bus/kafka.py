@@ -1,0 +1,160 @@
+"""The bus on Apache Kafka, through aiokafka.
+
+Producers are idempotent with acks=all, so a record the broker acknowledged is on every
+in-sync replica and a retried send never duplicates it. Consumers never auto-commit: a
+service commits only after its own work on the records is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from backend.bus.base import BusUnavailable, Delivery, Incoming, Outgoing
+
+_BATCH_BYTES = 512 * 1024
+_LINGER_MS = 5
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=_LINGER_MS,
+            max_batch_size=_BATCH_BYTES,
+            max_request_size=4 * _BATCH_BYTES,
+        )
+        try:
+            await producer.start()
+        except KafkaError as error:
+            await producer.stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def enqueue(self, records: Sequence[Outgoing]) -> Delivery:
+        producer = self._require()
+        try:
+            futures = [
+                await producer.send(
+                    record.topic, record.value, key=record.key, headers=list(record.headers)
+                )
+                for record in records
+            ]
+        except KafkaError as error:
+            raise BusUnavailable(f"Kafka refused a send: {error}") from error
+        return asyncio.ensure_future(_all_acknowledged(futures))
+
+    async def publish(self, records: Sequence[Outgoing]) -> None:
+        await (await self.enqueue(records))
+
+    def _require(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("publisher used before start()")
+        return self._producer
+
+
+async def _all_acknowledged(futures: list[asyncio.Future[object]]) -> None:
+    try:
+        await asyncio.gather(*futures)
+    except KafkaError as error:
+        raise BusUnavailable(f"Kafka did not acknowledge: {error}") from error
+
+
+class KafkaSubscription:
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], group: str | None, from_beginning: bool
+    ) -> None:
+        self._group = group
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._bootstrap = bootstrap
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+        except KafkaError as error:
+            await self._consumer.stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [
+            Incoming(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=tuple(record.headers),
+                timestamp_ms=record.timestamp,
+            )
+            for records in batches.values()
+            for record in records
+        ]
+
+    async def commit(self) -> None:
+        if self._group is None:
+            return
+        try:
+            await self._consumer.commit()
+        except KafkaError as error:
+            raise BusUnavailable(f"offset commit failed: {error}") from error
+
+
+class KafkaBus:
+    def __init__(self, bootstrap: str, partitions: int = 6) -> None:
+        self._bootstrap = bootstrap
+        self._partitions = partitions
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name=topic, num_partitions=self._partitions, replication_factor=1)
+                for topic in topics
+                if topic not in existing
+            ]
+            if missing:
+                # Another service may have created them first.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+        except KafkaError as error:
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+        finally:
+            await admin.close()
+
+    def publisher(self) -> KafkaPublisher:
+        return KafkaPublisher(self._bootstrap)
+
+    def subscription(
+        self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
+    ) -> KafkaSubscription:
+        return KafkaSubscription(self._bootstrap, topics, group, from_beginning)

@@ -1,0 +1,99 @@
+"""Where the services find Kafka and Elasticsearch, and what the shared names are.
+
+Every name of DESIGN.md (topics, indices, consumer groups, the accumulator's port) is
+derived here from one namespace, so tests can run side by side on one broker and one
+Elasticsearch node without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+DEFAULT_NAMESPACE = "logdeck"
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_ELASTICSEARCH = "http://127.0.0.1:9200"
+DEFAULT_ACCUMULATOR_HOST = "127.0.0.1"
+DEFAULT_ACCUMULATOR_PORT = 24224
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The Kafka topics of one namespace."""
+
+    logs: str
+    heartbeats: str
+    registrations: str
+    alerts: str
+    deadletter: str
+
+    @classmethod
+    def for_namespace(cls, namespace: str) -> Topics:
+        return cls(
+            logs=f"{namespace}.logs",
+            heartbeats=f"{namespace}.heartbeats",
+            registrations=f"{namespace}.registrations",
+            alerts=f"{namespace}.alerts",
+            deadletter=f"{namespace}.deadletter",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (self.logs, self.heartbeats, self.registrations, self.alerts, self.deadletter)
+
+
+@dataclass(frozen=True, slots=True)
+class Indices:
+    """The Elasticsearch indices of one namespace (logs are daily: `<logs_prefix>YYYY.MM.DD`)."""
+
+    logs_prefix: str
+    alerts: str
+    nodes: str
+
+    @classmethod
+    def for_namespace(cls, namespace: str) -> Indices:
+        return cls(
+            logs_prefix=f"{namespace}-logs-",
+            alerts=f"{namespace}-alerts",
+            nodes=f"{namespace}-nodes",
+        )
+
+    @property
+    def logs_pattern(self) -> str:
+        return f"{self.logs_prefix}*"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Addresses and names shared by every logdeck service."""
+
+    kafka: str = DEFAULT_KAFKA
+    elasticsearch: str = DEFAULT_ELASTICSEARCH
+    namespace: str = DEFAULT_NAMESPACE
+    partitions: int = 6
+    retention_days: int = 7
+    accumulator_host: str = DEFAULT_ACCUMULATOR_HOST
+    accumulator_port: int = DEFAULT_ACCUMULATOR_PORT
+    topics: Topics = field(init=False)
+    indices: Indices = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topics", Topics.for_namespace(self.namespace))
+        object.__setattr__(self, "indices", Indices.for_namespace(self.namespace))
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from `LOGDECK_*` variables; explicit overrides (flags) win."""
+        env = os.environ
+        base = cls(
+            kafka=env.get("LOGDECK_KAFKA", DEFAULT_KAFKA),
+            elasticsearch=env.get("LOGDECK_ELASTICSEARCH", DEFAULT_ELASTICSEARCH),
+            namespace=env.get("LOGDECK_NAMESPACE", DEFAULT_NAMESPACE),
+            partitions=int(env.get("LOGDECK_PARTITIONS", "6")),
+            retention_days=int(env.get("LOGDECK_RETENTION_DAYS", "7")),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(base, **given) if given else base  # type: ignore[arg-type]
+
+    def group(self, role: str) -> str:
+        """Consumer group of a role: `indexer`, `alerter`, `monitor` in the default namespace."""
+        return role if self.namespace == DEFAULT_NAMESPACE else f"{self.namespace}.{role}"

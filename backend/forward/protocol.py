@@ -1,0 +1,275 @@
+"""Forward protocol v1 framing, as Fluentd, Fluent Bit and the fluent-logger libraries send it.
+
+A connection carries a stream of msgpack arrays, each in one of four modes:
+Message `[tag, time, record, option?]`, Forward `[tag, [[time, record], ...], option?]`,
+PackedForward `[tag, bin, option?]` and, with option `compressed: "gzip"`,
+CompressedPackedForward. Time is an integer, a float or an EventTime (ext type 0).
+
+`ForwardDecoder` turns bytes into `Frame`s and never raises on client input: what does
+not fit becomes a `Rejected` entry or a `StreamError` carrying its reason and raw bytes.
+Only a broken msgpack stream is fatal to the connection, since nothing after it can be
+framed again.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgpack
+
+EVENT_TIME_EXT: Final = 0
+DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+_EVENT_TIME: Final = struct.Struct(">II")
+
+
+class EventTime(float):
+    """Seconds since the epoch with nanosecond precision from the wire (ext type 0)."""
+
+    __slots__ = ()
+
+
+def _ext_hook(code: int, data: bytes) -> object:
+    if code == EVENT_TIME_EXT and len(data) == _EVENT_TIME.size:
+        seconds, nanos = _EVENT_TIME.unpack(data)
+        return EventTime(seconds + nanos / 1e9)
+    return msgpack.ExtType(code, data)
+
+
+def pack_event_time(seconds: float) -> msgpack.ExtType:
+    """Encode `seconds` as the EventTime extension a Forward client sends."""
+    whole = int(seconds)
+    # Split after rounding: a fraction that rounds up to 1e9 ns carries into the seconds.
+    extra, nanos = divmod(round((seconds - whole) * 1e9), 10**9)
+    return msgpack.ExtType(EVENT_TIME_EXT, _EVENT_TIME.pack(whole + extra, nanos))
+
+
+@dataclass(slots=True)
+class Entry:
+    """One event that framed correctly; its record is not validated yet."""
+
+    time: float
+    record: Any
+
+
+@dataclass(slots=True)
+class Rejected:
+    """One event or frame that cannot be used, with why."""
+
+    reason: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded Forward message: the events of one tag and the ack it asks for."""
+
+    mode: str
+    tag: str
+    entries: list[Entry] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    chunk: str | None = None
+
+
+@dataclass(slots=True)
+class StreamError:
+    """The stream itself is broken (not msgpack, or a frame beyond the size limit)."""
+
+    reason: str
+    raw: bytes
+
+
+def ack_for(chunk: str) -> bytes:
+    """The response that tells the client its chunk is safe."""
+    packed: bytes = msgpack.packb({"ack": chunk})
+    return packed
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _entry(item: object) -> Entry | Rejected:
+    if (
+        isinstance(item, list | tuple)
+        and len(item) == 2
+        and _is_time(item[0])
+        and isinstance(item[1], dict)
+    ):
+        return Entry(float(item[0]), item[1])
+    return Rejected(
+        "entry is not [time, record] with a numeric or EventTime time and a map record",
+        repack(item),
+    )
+
+
+def repack(value: object) -> bytes:
+    try:
+        packed: bytes = msgpack.packb(value, datetime=False)
+        return packed
+    except (TypeError, ValueError, OverflowError):
+        return repr(value).encode("utf-8", "backslashreplace")
+
+
+class ForwardDecoder:
+    """Incremental decoder for one connection's byte stream."""
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self._max_frame_bytes = max_frame_bytes
+        self._unpacker = msgpack.Unpacker(
+            raw=False,
+            unicode_errors="surrogateescape",
+            ext_hook=_ext_hook,
+            max_buffer_size=max_frame_bytes,
+            strict_map_key=False,
+        )
+        self._pending = bytearray()
+        self._base = 0
+        self._broken = False
+
+    @property
+    def broken(self) -> bool:
+        """True once the stream could not be framed; the connection should close."""
+        return self._broken
+
+    def feed(self, data: bytes) -> list[Frame | StreamError]:
+        """Frames completed by `data`, in order; a `StreamError` ends the stream."""
+        out: list[Frame | StreamError] = []
+        # In slices that fit the limit, so one read carrying many small frames is fine and
+        # only a single frame larger than the limit breaks the stream.
+        view = memoryview(data)
+        while view and not self._broken:
+            room = self._max_frame_bytes - len(self._pending)
+            if room <= 0:
+                self._broken = True
+                out.append(
+                    StreamError(
+                        f"frame larger than the {self._max_frame_bytes}-byte limit",
+                        bytes(self._pending[:4096]),
+                    )
+                )
+                break
+            out += self._feed(view[:room])
+            view = view[room:]
+        return out
+
+    def _feed(self, data: memoryview) -> list[Frame | StreamError]:
+        self._pending += data
+        self._unpacker.feed(data)
+        out: list[Frame | StreamError] = []
+        start = self._base
+        try:
+            for obj in self._unpacker:
+                end = self._unpacker.tell()
+                out.append(self._frame(obj, start, end))
+                start = end
+        except (msgpack.UnpackException, ValueError) as error:
+            self._broken = True
+            out.append(
+                StreamError(f"invalid msgpack: {error}", bytes(self._pending[start - self._base :]))
+            )
+            return out
+        del self._pending[: start - self._base]
+        self._base = start
+        return out
+
+    def _raw(self, start: int, end: int) -> bytes:
+        return bytes(self._pending[start - self._base : end - self._base])
+
+    def _frame(self, obj: object, start: int, end: int) -> Frame:
+        if not (isinstance(obj, list) and 2 <= len(obj) <= 4 and isinstance(obj[0], str)):
+            return _bad_frame(
+                "a Forward message is an array [tag, ...] of 2 to 4 items", self._raw(start, end)
+            )
+        tag, body = obj[0], obj[1]
+        if _is_time(body) and len(obj) >= 3:
+            chunk = _chunk(obj[3] if len(obj) == 4 else None)
+            if not isinstance(obj[2], dict):
+                frame = Frame("Message", tag, chunk=chunk)
+                frame.rejected.append(Rejected("Message record is not a map", repack(obj[2])))
+                return frame
+            return Frame("Message", tag, [Entry(float(body), obj[2])], chunk=chunk)
+        option = obj[2] if len(obj) == 3 and isinstance(obj[2], dict) else {}
+        if isinstance(body, list):
+            frame = Frame("Forward", tag, chunk=_chunk(option))
+            for item in body:
+                _add(frame, _entry(item))
+            return frame
+        if isinstance(body, bytes | str):
+            return self._packed(tag, body, option, _chunk(option))
+        return _bad_frame(
+            "second item is neither a time, an array of entries nor packed entries",
+            self._raw(start, end),
+            tag,
+        )
+
+    def _packed(
+        self, tag: str, body: bytes | str, option: dict[Any, Any], chunk: str | None
+    ) -> Frame:
+        data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
+        compressed = option.get("compressed")
+        mode = "PackedForward"
+        if compressed is not None:
+            mode = "CompressedPackedForward"
+            if compressed != "gzip":
+                frame = Frame(mode, tag, chunk=chunk)
+                frame.rejected.append(Rejected(f"unsupported compression {compressed!r}", data))
+                return frame
+            try:
+                data = _gunzip(data, self._max_frame_bytes)
+            except ValueError as error:
+                frame = Frame(mode, tag, chunk=chunk)
+                frame.rejected.append(Rejected(str(error), data))
+                return frame
+        frame = Frame(mode, tag, chunk=chunk)
+        unpacker = msgpack.Unpacker(
+            raw=False,
+            unicode_errors="surrogateescape",
+            ext_hook=_ext_hook,
+            max_buffer_size=max(len(data), 1),
+            strict_map_key=False,
+        )
+        unpacker.feed(data)
+        position = 0
+        try:
+            for item in unpacker:
+                _add(frame, _entry(item))
+                position = unpacker.tell()
+        except (msgpack.UnpackException, ValueError) as error:
+            frame.rejected.append(Rejected(f"invalid packed entries: {error}", data[position:]))
+        return frame
+
+
+def _chunk(option: object) -> str | None:
+    chunk = option.get("chunk") if isinstance(option, dict) else None
+    return chunk if isinstance(chunk, str) else None
+
+
+def _add(frame: Frame, item: Entry | Rejected) -> None:
+    if isinstance(item, Entry):
+        frame.entries.append(item)
+    else:
+        frame.rejected.append(item)
+
+
+def _bad_frame(reason: str, raw: bytes, tag: str = "") -> Frame:
+    return Frame("invalid", tag, rejected=[Rejected(reason, raw)])
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress one or more gzip members, refusing more than `limit` bytes of output."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(data, limit - len(out) + 1)
+        except zlib.error as error:
+            raise ValueError(f"invalid gzip: {error}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise ValueError(f"decompressed entries exceed the {limit}-byte limit")
+        if not inflater.eof:
+            raise ValueError("truncated gzip")
+        data = inflater.unused_data
+    return bytes(out)

@@ -1,0 +1,184 @@
+"""The indexer: logs from Kafka into Elasticsearch, and the node registry beside them.
+
+A batch is committed on Kafka only after Elasticsearch has taken all of it, so a crash
+or an outage replays the batch, and storing each log under its log_id makes the replay
+harmless. Documents Elasticsearch refuses for good go to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from backend.bus import Bus, BusUnavailable, Incoming, Outgoing, Publisher, Subscription
+from backend.config import Settings
+from backend.retry import retrying
+from backend.runner import until_stopped
+from backend.schemas import DeadLetter, InvalidRecord, Log, decode_message, encode, now_iso
+from backend.store import BulkOutcome, NodeUpdate, Store, StoreUnavailable
+from backend.store.base import StoredLog
+
+log = logging.getLogger("logdeck.indexer")
+
+BATCH_RECORDS = 5000
+_RETENTION_EVERY_S = 3600.0
+_REPORT_EVERY_S = 10.0
+
+
+@dataclass(slots=True)
+class IndexerStats:
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    node_updates: int = 0
+
+    def add(self, outcome: BulkOutcome) -> None:
+        self.stored += outcome.stored
+        self.duplicates += outcome.duplicates
+
+
+class Indexer:
+    def __init__(
+        self, settings: Settings, store: Store, subscription: Subscription, dead: Publisher
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._subscription = subscription
+        self._dead = dead
+        self.stats = IndexerStats()
+
+    async def consume(self) -> None:
+        """Index batch after batch, forever; cancel to stop (uncommitted work is replayed)."""
+        reported = time.monotonic()
+        while True:
+            batch = await self._subscription.poll(BATCH_RECORDS, timeout_ms=500)
+            if batch:
+                await self.process(batch)
+                await retrying(
+                    self._subscription.commit,
+                    what="committing offsets on Kafka",
+                    retry_on=(BusUnavailable,),
+                    log=log,
+                )
+            if time.monotonic() - reported >= _REPORT_EVERY_S:
+                reported = time.monotonic()
+                log.info("totals: %s", self.stats)
+
+    async def process(self, batch: list[Incoming]) -> None:
+        """Store one batch, retrying until the store has taken it."""
+        logs: list[StoredLog] = []
+        nodes: list[NodeUpdate] = []
+        raw_of: dict[str, Incoming] = {}
+        dead: list[Outgoing] = []
+        for record in batch:
+            try:
+                message = decode_message(record.value)
+            except InvalidRecord as error:
+                dead.append(self._dead_letter(record, f"not a valid message: {error}"))
+                continue
+            if isinstance(message, Log):
+                ingested = record.header("ingested_at")
+                logs.append(StoredLog(message, ingested.decode() if ingested else None))
+                raw_of[message.log_id] = record
+            else:
+                nodes.append(message)
+        outcome = await self._stored(
+            lambda: self._store.index_logs(logs), f"indexing {len(logs)} logs"
+        )
+        self.stats.add(outcome)
+        dead += [self._dead_letter(raw_of[r.doc_id], r.reason) for r in outcome.rejected]
+        if nodes:
+            await self._stored(
+                lambda: self._store.update_nodes(nodes), "updating the node registry"
+            )
+            self.stats.node_updates += len(nodes)
+        if dead:
+            self.stats.dead += len(dead)
+            await retrying(
+                lambda: self._dead.publish(dead),
+                what="publishing dead letters",
+                retry_on=(BusUnavailable,),
+                log=log,
+            )
+
+    async def _stored(self, write: Callable[[], Awaitable[BulkOutcome]], what: str) -> BulkOutcome:
+        return await retrying(write, what=what, retry_on=(StoreUnavailable,), log=log)
+
+    def _dead_letter(self, record: Incoming, reason: str) -> Outgoing:
+        letter = DeadLetter(
+            reason=reason,
+            source="indexer",
+            raw=record.value,
+            received_at=now_iso(),
+            tag=record.topic,
+            node_id=record.key.decode("utf-8", "replace") if record.key else None,
+        )
+        return Outgoing(self._settings.topics.deadletter, record.key, encode(letter))
+
+    async def apply_retention(self) -> None:
+        """Delete daily indices older than the retention, every hour."""
+        while True:
+            cutoff = (datetime.now(UTC) - timedelta(days=self._settings.retention_days)).date()
+            try:
+                dropped = await self._store.delete_logs_before(cutoff)
+            except StoreUnavailable as error:
+                log.warning("retention skipped this round: %s", error)
+            else:
+                if dropped:
+                    log.info("retention: deleted %s", ", ".join(dropped))
+            await asyncio.sleep(_RETENTION_EVERY_S)
+
+
+async def run_indexer(settings: Settings, bus: Bus, store: Store, stop: asyncio.Event) -> None:
+    """Run the indexer until `stop` is set."""
+    topics = settings.topics
+    group = settings.group("indexer")
+    subscription = bus.subscription([topics.logs, topics.registrations, topics.heartbeats], group)
+    dead = bus.publisher()
+    indexer = Indexer(settings, store, subscription, dead)
+
+    async def work() -> None:
+        await _connect(settings, bus, store, subscription, dead)
+        log.info(
+            "indexer consuming %s as group %s into %s", topics.logs, group, settings.elasticsearch
+        )
+        await asyncio.gather(indexer.consume(), indexer.apply_retention())
+
+    try:
+        await until_stopped(work(), stop)
+    finally:
+        await _close(subscription, dead, store)
+        log.info("indexer stopped; totals: %s", indexer.stats)
+
+
+async def _connect(
+    settings: Settings, bus: Bus, store: Store, subscription: Subscription, dead: Publisher
+) -> None:
+    kafka = f"Kafka at {settings.kafka}"
+    await retrying(
+        lambda: bus.ensure_topics(settings.topics.all()),
+        what=f"creating topics on {kafka}",
+        retry_on=(BusUnavailable,),
+        log=log,
+    )
+    await retrying(
+        store.ensure_schema,
+        what=f"preparing Elasticsearch at {settings.elasticsearch}",
+        retry_on=(StoreUnavailable,),
+        log=log,
+    )
+    await retrying(
+        subscription.start, what=f"subscribing to {kafka}", retry_on=(BusUnavailable,), log=log
+    )
+    await retrying(dead.start, what=f"connecting to {kafka}", retry_on=(BusUnavailable,), log=log)
+
+
+async def _close(subscription: Subscription, dead: Publisher, store: Store) -> None:
+    for closing in (subscription.stop(), dead.stop(), store.close()):
+        with contextlib.suppress(Exception):
+            await closing

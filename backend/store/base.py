@@ -1,0 +1,60 @@
+"""What the services need from log storage, whatever holds it.
+
+Writes are idempotent: a log is stored under its log_id, so a redelivered record is
+counted as a duplicate, never stored twice. A store that cannot take a write raises
+`StoreUnavailable` and the caller retries the whole batch later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+from backend.schemas import Heartbeat, Log, Registration
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or is overloaded; worth retrying later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A document the store refused for good (bad mapping, say), with why."""
+
+    doc_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class BulkOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLog:
+    """A log with the time the accumulator took it in (from the Kafka headers)."""
+
+    log: Log
+    ingested_at: str | None
+
+
+NodeUpdate = Registration | Heartbeat
+
+
+class Store(Protocol):
+    async def ensure_schema(self) -> None:
+        """Create index templates and fixed indices that do not exist yet."""
+
+    async def index_logs(self, logs: Sequence[StoredLog]) -> BulkOutcome: ...
+
+    async def update_nodes(self, updates: Sequence[NodeUpdate]) -> BulkOutcome:
+        """Fold registrations and heartbeats into the node registry, in order."""
+
+    async def delete_logs_before(self, day: date) -> list[str]:
+        """Drop whole days of logs older than `day` (retention); the names dropped."""
+
+    async def close(self) -> None: ...

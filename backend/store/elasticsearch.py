@@ -1,0 +1,204 @@
+"""The store on Elasticsearch (8.x; the integ-test distribution has core modules only).
+
+Logs go to daily indices (`<prefix>YYYY.MM.DD`, by the log's own timestamp) shaped by one
+index template, so retention is a matter of deleting whole indices: no ILM needed. Bulk
+bodies are built as NDJSON bytes with msgspec; a 1,000-log bulk costs well under a
+millisecond to encode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, Final
+
+import msgspec
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+
+from backend.config import Indices
+from backend.schemas import Heartbeat
+from backend.store.base import BulkOutcome, NodeUpdate, Rejection, StoredLog, StoreUnavailable
+
+_encode = msgspec.json.Encoder().encode
+_BULK_FILTER: Final = "errors,items.*.status,items.*._id,items.*.error.type,items.*.error.reason"
+_TRANSIENT_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+
+LOG_MAPPINGS: Final[dict[str, Any]] = {
+    "dynamic": "strict",
+    "properties": {
+        "log_id": {"type": "keyword"},
+        "node_id": {"type": "keyword"},
+        "log_level": {"type": "keyword"},
+        "message_type": {"type": "keyword"},
+        "message": {"type": "text"},
+        "service_name": {"type": "keyword"},
+        "timestamp": {"type": "date"},
+        "ingested_at": {"type": "date"},
+        "response_time_ms": {"type": "float"},
+        "threshold_limit_ms": {"type": "float"},
+        "error_details": {
+            "properties": {
+                "error_code": {"type": "keyword"},
+                "error_message": {"type": "text"},
+            }
+        },
+    },
+}
+
+NODE_MAPPINGS: Final[dict[str, Any]] = {
+    "dynamic": "strict",
+    "properties": {
+        "node_id": {"type": "keyword"},
+        "service_name": {"type": "keyword"},
+        "status": {"type": "keyword"},
+        "registered_at": {"type": "date"},
+        "last_heartbeat": {"type": "date"},
+        "updated_at": {"type": "date"},
+    },
+}
+
+_SINGLE_SHARD: Final = {"number_of_shards": 1, "number_of_replicas": 0}
+
+
+def daily_index(prefix: str, timestamp: str) -> str:
+    """The daily index of a log, by the UTC day of its timestamp."""
+    if timestamp.endswith("Z") and len(timestamp) >= 10:
+        day = timestamp[:10]
+    else:
+        day = datetime.fromisoformat(timestamp).astimezone().date().isoformat()
+    return prefix + day.replace("-", ".")
+
+
+class ElasticsearchStore:
+    def __init__(self, url: str, indices: Indices, *, request_timeout: float = 30.0) -> None:
+        self._url = url
+        self._indices = indices
+        self._client = AsyncElasticsearch(url, request_timeout=request_timeout, max_retries=0)
+
+    @property
+    def client(self) -> AsyncElasticsearch:
+        return self._client
+
+    async def ensure_schema(self) -> None:
+        async with self._errors("creating index templates"):
+            await self._client.indices.put_index_template(
+                name=self._indices.logs_prefix.rstrip("-"),
+                index_patterns=[self._indices.logs_pattern],
+                template={
+                    "settings": {**_SINGLE_SHARD, "refresh_interval": "1s"},
+                    "mappings": LOG_MAPPINGS,
+                },
+            )
+            if not await self._client.indices.exists(index=self._indices.nodes):
+                await self._client.options(ignore_status=400).indices.create(
+                    index=self._indices.nodes, settings=_SINGLE_SHARD, mappings=NODE_MAPPINGS
+                )
+
+    async def index_logs(self, logs: Sequence[StoredLog]) -> BulkOutcome:
+        if not logs:
+            return BulkOutcome()
+        prefix = self._indices.logs_prefix
+        lines: list[bytes] = []
+        for item in logs:
+            log = item.log
+            lines.append(
+                _encode(
+                    {"create": {"_index": daily_index(prefix, log.timestamp), "_id": log.log_id}}
+                )
+            )
+            document = msgspec.to_builtins(log)
+            if item.ingested_at:
+                document["ingested_at"] = item.ingested_at
+            lines.append(_encode(document))
+        return await self._bulk(lines, "indexing logs")
+
+    async def update_nodes(self, updates: Sequence[NodeUpdate]) -> BulkOutcome:
+        merged: dict[str, dict[str, Any]] = {}
+        for update in updates:
+            fields = merged.setdefault(update.node_id, {"node_id": update.node_id})
+            if isinstance(update, Heartbeat):
+                fields.update(status=update.status, last_heartbeat=update.timestamp)
+            else:
+                fields.update(
+                    service_name=update.service_name,
+                    status=update.status or "UP",
+                    registered_at=update.timestamp,
+                )
+            fields["updated_at"] = update.timestamp
+        lines: list[bytes] = []
+        for node_id, fields in merged.items():
+            lines.append(_encode({"update": {"_index": self._indices.nodes, "_id": node_id}}))
+            lines.append(_encode({"doc": fields, "doc_as_upsert": True}))
+        return await self._bulk(lines, "updating the node registry")
+
+    async def delete_logs_before(self, day: date) -> list[str]:
+        prefix = self._indices.logs_prefix
+        async with self._errors("applying retention"):
+            found = await self._client.indices.get(
+                index=self._indices.logs_pattern, allow_no_indices=True, expand_wildcards="open"
+            )
+            expired = [name for name in found.body if _index_day(name, prefix) < day]
+            if expired:
+                await self._client.indices.delete(index=",".join(expired))
+        return expired
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _bulk(self, lines: list[bytes], what: str) -> BulkOutcome:
+        body = b"\n".join(lines) + b"\n"
+        async with self._errors(what):
+            response = await self._client.bulk(operations=body, filter_path=_BULK_FILTER)  # type: ignore[arg-type]
+        outcome = BulkOutcome()
+        transient: list[str] = []
+        for item in response.body.get("items", []):
+            (result,) = item.values()
+            status = result["status"]
+            if status < 300:
+                outcome.stored += 1
+            elif status == 409:
+                outcome.duplicates += 1
+            elif status in _TRANSIENT_STATUS:
+                transient.append(result["error"]["type"])
+            else:
+                error = result.get("error", {})
+                reason = f"{error.get('type', status)}: {error.get('reason', '')}"
+                outcome.rejected.append(Rejection(result["_id"], reason))
+        if transient:
+            raise StoreUnavailable(
+                f"Elasticsearch at {self._url} pushed back on {len(transient)} documents "
+                f"({transient[0]})"
+            )
+        return outcome
+
+    def _errors(self, what: str) -> _StoreErrors:
+        return _StoreErrors(self._url, what)
+
+
+class _StoreErrors:
+    """Maps the client's errors: transport trouble and 429/5xx are worth retrying."""
+
+    def __init__(self, url: str, what: str) -> None:
+        self._url = url
+        self._what = what
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: object, error: BaseException | None, trace: object) -> bool:
+        if isinstance(error, TransportError):
+            raise StoreUnavailable(
+                f"Elasticsearch at {self._url} unreachable while {self._what}: {error}"
+            ) from error
+        if isinstance(error, ApiError) and error.meta.status in _TRANSIENT_STATUS:
+            raise StoreUnavailable(
+                f"Elasticsearch at {self._url} answered {error.meta.status} while {self._what}"
+            ) from error
+        return False
+
+
+def _index_day(name: str, prefix: str) -> date:
+    try:
+        return date.fromisoformat(name.removeprefix(prefix).replace(".", "-"))
+    except ValueError:
+        return date.max  # not one of ours: never expire it

@@ -1,0 +1,95 @@
+"""Fixtures for tests on the real Kafka and Elasticsearch of `logdeck stack up`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from backend.config import Settings
+from tests.integration.harness import Process, connection_flags, free_port, port_open, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    settings = Settings.from_env()
+    host, _, port = settings.kafka.rpartition(":")
+    if not port_open(int(port), host):
+        pytest.fail(f"Kafka is not answering at {settings.kafka}: start it with `logdeck stack up`")
+    try:
+        Elasticsearch(settings.elasticsearch).cluster.health(
+            wait_for_status="yellow", timeout="30s"
+        )
+    except Exception as error:
+        pytest.fail(
+            f"Elasticsearch is not answering at {settings.elasticsearch} ({error}): "
+            "start it with `logdeck stack up`"
+        )
+    return settings
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    """A namespace of its own, so each test sees only its topics, indices and groups."""
+    return Settings(
+        kafka=base_settings.kafka,
+        elasticsearch=base_settings.elasticsearch,
+        namespace=f"t{uuid.uuid4().hex[:10]}",
+        partitions=3,
+        accumulator_port=free_port(),
+    )
+
+
+@pytest.fixture
+def es(settings: Settings) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(settings.elasticsearch, request_timeout=30)
+    yield client
+    client.indices.delete(
+        index=f"{settings.namespace}-*", allow_no_indices=True, ignore_unavailable=True
+    )
+    client.close()
+
+
+Launch = Callable[..., Process]
+
+
+@pytest.fixture
+def launch(tmp_path: Path, settings: Settings) -> Iterator[Launch]:
+    """Start a logdeck command in the test's namespace; everything is stopped at the end."""
+    started: list[Process] = []
+
+    def start(command: str, *extra: str, name: str | None = None) -> Process:
+        args = [command, *extra]
+        if command in ("accumulator", "indexer"):
+            args += connection_flags(settings)
+        if command == "accumulator":
+            args += ["--port", str(settings.accumulator_port)]
+        process = Process(args, tmp_path / f"{name or command}-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture
+def accumulator(launch: Launch, settings: Settings) -> Process:
+    process = launch("accumulator")
+    wait_until(
+        lambda: port_open(settings.accumulator_port) or process.popen.poll() is not None,
+        60,
+        "the accumulator to listen",
+    )
+    assert process.popen.poll() is None, process.output()
+    return process
+
+
+@pytest.fixture
+def indexer(launch: Launch) -> Process:
+    return launch("indexer")
