@@ -399,9 +399,11 @@ class Node:
                 task.cancel()
             await asyncio.gather(logs, *side, return_exceptions=True)
         self.report.seconds = time.monotonic() - self._t0
-        await self._send("heartbeat", Heartbeat(self.node_id, NodeStatus.DOWN, now_iso()))
         with contextlib.suppress(TimeoutError):
+            # Bounded as a whole: with --acks even the DOWN heartbeat waits while the
+            # sender's buffer is full of records the accumulator has not acknowledged.
             async with asyncio.timeout(options.close_timeout):
+                await self._send("heartbeat", Heartbeat(self.node_id, NodeStatus.DOWN, now_iso()))
                 await self._sender.close()
         self._keep_confirmed()
         self.report.unconfirmed = self._sender.unconfirmed

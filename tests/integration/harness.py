@@ -117,29 +117,31 @@ def stored_log_ids(es: Elasticsearch, settings: Settings) -> list[str]:
         after = hits[-1]["sort"]
 
 
-def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+async def read_topic_async(
+    settings: Settings, topic: str, expected: int, timeout: float = 30
+) -> list[Any]:
     """At least `expected` records from the start of `topic` (or all there are after `timeout`)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records += batch
+    finally:
+        await consumer.stop()
+    return records
 
-    async def read() -> list[Any]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=settings.kafka,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while len(records) < expected and time.monotonic() < deadline:
-                batches = await consumer.getmany(timeout_ms=500)
-                for batch in batches.values():
-                    records += batch
-        finally:
-            await consumer.stop()
-        return records
 
-    return asyncio.run(read())
+def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+    return asyncio.run(read_topic_async(settings, topic, expected, timeout))
 
 
 def ledger_ids(ledger: Path) -> list[str]:
