@@ -118,9 +118,9 @@ def stored_log_ids(es: Elasticsearch, settings: Settings) -> list[str]:
 
 
 async def read_topic_async(
-    settings: Settings, topic: str, expected: int, timeout: float = 30
+    settings: Settings, topic: str, expected: int, within: float = 30
 ) -> list[Any]:
-    """At least `expected` records from the start of `topic` (or all there are after `timeout`)."""
+    """At least `expected` records from the start of `topic` (or all there are `within` s)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka,
@@ -129,7 +129,7 @@ async def read_topic_async(
     )
     await consumer.start()
     records: list[Any] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     try:
         while len(records) < expected and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
