@@ -8,7 +8,7 @@ import logging
 import sys
 
 from simulators.fleet import Fleet, plan
-from simulators.node import NodeOptions, add_node_options
+from simulators.options import NodeOptions, add_node_options
 
 
 def _count(text: str) -> int:

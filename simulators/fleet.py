@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from backend.schemas import Level
-from simulators.node import NodeOptions
+from simulators.options import NodeOptions
 from simulators.traffic import PROFILES
 
 PROGRESS_EVERY = 5.0
