@@ -168,3 +168,58 @@ def iso_millis(moment: datetime) -> str:
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     )
+
+
+class AlertKind(enum.StrEnum):
+    LOG_LEVEL = "LOG_LEVEL"
+    THRESHOLD = "THRESHOLD"
+    BURST = "BURST"
+    NODE_DOWN = "NODE_DOWN"
+
+
+class Severity(enum.StrEnum):
+    """How urgent an alert is; `rank` orders the console's queue."""
+
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK: Final = {Severity.WARNING: 0, Severity.ERROR: 1, Severity.CRITICAL: 2}
+
+
+class AlertState(enum.StrEnum):
+    OPEN = "OPEN"
+    ACKED = "ACKED"
+    RESOLVED = "RESOLVED"
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert as the system derives it: many matching records fold into one."""
+
+    alert_id: str
+    kind: AlertKind
+    severity: Severity
+    node_id: str | None
+    service_name: str | None
+    summary: str
+    first_seen: str
+    last_seen: str
+    count: int
+    state: AlertState
+    acked_by: str | None = None
+    acked_at: str | None = None
+
+
+class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A node in the registry: what it said about itself and when it was last heard."""
+
+    node_id: str
+    service_name: str | None
+    status: NodeStatus
+    registered_at: str | None
+    last_heartbeat: str | None
