@@ -7,9 +7,9 @@ answers `{"ack": id}`. On a timeout, a refused or reset connection it reconnects
 capped exponential backoff and sends the same chunk, with the same id, again: records
 may arrive twice (the indexer deduplicates by log_id) but are never dropped.
 
-One chunk is in flight at a time, so records are acknowledged in the order they were
-emitted and memory is bounded by `max_buffer` unacknowledged records: past it, `emit`
-waits.
+Up to `max_in_flight` chunks are written ahead of their acks, so the round trip to
+Kafka does not cap throughput; `acked` still counts records in the order they were
+emitted. Memory is bounded by `max_buffer` unacknowledged records: past it, `emit` waits.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -44,6 +45,8 @@ class _Chunk:
     chunk_id: str
     size: int
     frame: bytes
+    acked: bool = False
+    generation: int = 0  # the connection it was last written on
 
 
 class AckSender:
@@ -58,6 +61,7 @@ class AckSender:
         batch_size: int = 500,
         flush_interval: float = 0.05,
         ack_timeout: float = 5.0,
+        max_in_flight: int = 4,
         max_buffer: int = 100_000,
         nanosecond_precision: bool = True,
         backoff: Backoff | None = None,
@@ -70,6 +74,8 @@ class AckSender:
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._ack_timeout = ack_timeout
+        self._max_in_flight = max_in_flight
+        self._generation = 0
         self._max_buffer = max_buffer
         self._nanosecond_precision = nanosecond_precision
         self._backoff = backoff or Backoff(initial=0.1, maximum=5.0)
@@ -174,19 +180,100 @@ class AckSender:
             await self._progress.wait()
 
     async def _deliver_forever(self) -> None:
+        """Keep a connection and a window of chunks on it; on trouble, start over."""
+        failures = 0
         while True:
-            chunk = await self._next_chunk()
-            await self._deliver(chunk)
-            self._sealed.popleft()
-            self._acked += chunk.size
-            self._progress.set()
+            await self._next_chunk()
+            try:
+                reader, writer = await asyncio.wait_for(self._connection(), self._ack_timeout)
+                await self._pump(reader, writer)
+            except (OSError, TimeoutError, _Unacknowledged) as error:
+                await self._disconnect()
+                failures += 1
+                delay = self._backoff.next_delay()
+                oldest = self._sealed[0] if self._sealed else None
+                log.warning(
+                    "%d chunks (%d records) not acknowledged by %s:%d (%s); "
+                    "reconnecting in %.2f s to send them again, oldest %s",
+                    len(self._sealed),
+                    sum(chunk.size for chunk in self._sealed),
+                    self._host,
+                    self._port,
+                    _describe(error),
+                    delay,
+                    oldest.chunk_id if oldest else "-",
+                )
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info(
+                    "%s:%d acknowledges again after %d failures", self._host, self._port, failures
+                )
+                failures = 0
+            self._backoff.reset()
 
-    async def _next_chunk(self) -> _Chunk:
-        """The oldest sealed chunk; an open batch is sealed once `flush_interval` old."""
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Keep up to `max_in_flight` chunks written ahead of their acks, until all are acked.
+
+        A chunk leaves `_sealed` only once it and every chunk before it are acknowledged,
+        so `acked` always counts the oldest records, and a reconnect resends exactly the
+        chunks with no ack yet (the ones after a lost ack may then arrive before it).
+        """
+        self._generation += 1
+        acks = asyncio.create_task(self._read_acks(reader))
+        try:
+            while self._sealed:
+                for chunk in itertools.islice(self._sealed, self._max_in_flight):
+                    if not chunk.acked and chunk.generation != self._generation:
+                        writer.write(chunk.frame)
+                        chunk.generation = self._generation
+                await writer.drain()
+                self._wakeup.clear()
+                waiter = asyncio.create_task(self._wakeup.wait())
+                done, _ = await asyncio.wait(
+                    [acks, waiter], timeout=self._ack_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiter.cancel()
+                if acks in done:
+                    acks.result()
+                    raise _Unacknowledged("connection closed by the server")
+                if not done:
+                    raise TimeoutError
+                self._seal_if_due()
+        finally:
+            acks.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError, _Unacknowledged):
+                await acks
+
+    async def _read_acks(self, reader: asyncio.StreamReader) -> None:
+        """Mark acknowledged chunks; returns when the server hangs up."""
+        unpacker = msgpack.Unpacker(raw=False)
+        while data := await reader.read(_READ_BYTES):
+            unpacker.feed(data)
+            try:
+                responses = list(unpacker)
+            except ValueError as error:
+                raise _Unacknowledged(f"response is not msgpack: {error}") from None
+            for response in responses:
+                ack = response.get("ack") if isinstance(response, dict) else None
+                for chunk in itertools.islice(self._sealed, self._max_in_flight):
+                    if chunk.chunk_id == ack:
+                        chunk.acked = True
+                while self._sealed and self._sealed[0].acked:
+                    self._acked += self._sealed.popleft().size
+                self._progress.set()
+                self._wakeup.set()
+
+    def _seal_if_due(self) -> None:
+        if self._open_entries and time.monotonic() - self._open_since >= self._flush_interval:
+            self._seal()
+
+    async def _next_chunk(self) -> None:
+        """Return once a chunk is sealed; an open batch is sealed once `flush_interval` old."""
         while True:
             self._wakeup.clear()
             if self._sealed:
-                return self._sealed[0]
+                return
             if not self._open_entries:
                 await self._wakeup.wait()
                 continue
@@ -197,43 +284,6 @@ class AckSender:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._wakeup.wait()
-
-    async def _deliver(self, chunk: _Chunk) -> None:
-        """Send `chunk` until it is acknowledged, reconnecting and resending as needed."""
-        failures = 0
-        while True:
-            try:
-                async with asyncio.timeout(self._ack_timeout):
-                    reader, writer = await self._connection()
-                    writer.write(chunk.frame)
-                    await writer.drain()
-                    await _read_ack(reader, chunk.chunk_id)
-            except (OSError, TimeoutError, _Unacknowledged) as error:
-                await self._disconnect()
-                failures += 1
-                delay = self._backoff.next_delay()
-                log.warning(
-                    "chunk %s (%d records) not acknowledged by %s:%d (%s); "
-                    "reconnecting in %.2f s to send it again",
-                    chunk.chunk_id,
-                    chunk.size,
-                    self._host,
-                    self._port,
-                    _describe(error),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            if failures:
-                log.info(
-                    "chunk %s acknowledged by %s:%d after %d failed attempts",
-                    chunk.chunk_id,
-                    self._host,
-                    self._port,
-                    failures,
-                )
-            self._backoff.reset()
-            return
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None:
@@ -246,22 +296,6 @@ class AckSender:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-
-
-async def _read_ack(reader: asyncio.StreamReader, chunk_id: str) -> None:
-    """Read responses until the one for `chunk_id`; earlier chunks' acks are skipped."""
-    unpacker = msgpack.Unpacker(raw=False)
-    while True:
-        data = await reader.read(_READ_BYTES)
-        if not data:
-            raise _Unacknowledged("connection closed by the server")
-        unpacker.feed(data)
-        try:
-            for response in unpacker:
-                if isinstance(response, dict) and response.get("ack") == chunk_id:
-                    return
-        except ValueError as error:
-            raise _Unacknowledged(f"response is not msgpack: {error}") from None
 
 
 def _describe(error: BaseException) -> str:

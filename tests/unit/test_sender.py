@@ -146,7 +146,10 @@ async def test_a_chunk_without_ack_is_resent_with_the_same_id() -> None:
     first = server.chunk_ids[0]
     assert server.chunk_ids.count(first) == 2
     assert server.connections == 2
-    assert [r["n"] for r in server.records()] == list(range(12))
+    # Chunks after the lost ack were acknowledged on the first connection: only the
+    # swallowed chunk goes again, so it arrives after them.
+    assert sorted(r["n"] for r in server.records()) == list(range(12))
+    assert len(server.records()) == 12
 
 
 async def test_a_closed_connection_makes_the_sender_reconnect_and_resend() -> None:
@@ -173,7 +176,7 @@ async def test_a_refused_connection_is_retried_until_the_server_is_up(
     await sender.emit("log", {"n": 1})
     await asyncio.sleep(0.2)
     assert sender.acked == 0
-    assert "not acknowledged" in caplog.text and "send it again" in caplog.text
+    assert "not acknowledged" in caplog.text and "send them again" in caplog.text
     server = await AckServer().start(port)
     try:
         async with asyncio.timeout(5):

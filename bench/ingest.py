@@ -1,0 +1,801 @@
+"""Ingest throughput on the real servers, each figure beside the ceiling of this machine.
+
+* The accumulator (a subprocess, so it has a core of its own) from the first byte a client
+  sends until Kafka holds every record, once with AckSender (PackedForward, chunk acks)
+  and once with fluent-logger (Message mode, as plain Python services send), against
+  aiokafka producing the same records straight to Kafka with the accumulator's settings.
+* The indexer (a subprocess) draining a pre-filled topic into Elasticsearch, against a
+  plain sequential `_bulk` of the same documents into the same index template.
+
+Kafka is counted by its end offsets and Elasticsearch by `_count` after `_refresh`, so
+the clock stops when the data is really there. Everything runs in a fresh namespace whose
+topics, indices and index templates are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import pstats
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import fluent.sender
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from elasticsearch import AsyncElasticsearch
+
+from backend.bus.kafka import KafkaBus
+from backend.config import Settings
+from backend.forward.sender import AckSender
+from backend.schemas import Log, encode, now_iso
+from backend.stack.layout import KAFKA_VERSION
+from backend.store.elasticsearch import ElasticsearchStore, daily_index
+from bench.common import (
+    ROOT,
+    Arrival,
+    BenchError,
+    Phase,
+    Service,
+    background_busy,
+    deadline_in,
+    failed,
+    finish,
+    free_port,
+    render_table,
+    running,
+    wait_for_port,
+    watch,
+)
+from simulators.traffic import PROFILES, Traffic
+
+DEFAULT_RECORDS = 200_000
+QUICK_RECORDS = 20_000
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ingest.json"
+
+ACK_BATCH = 1000
+BULK_BATCH = 5000
+NODES_PER_SERVICE = 3
+KAFKA_POLL_S = 0.025
+ES_POLL_S = 0.25
+START_TIMEOUT_S = 60.0
+BUSY_BEFORE_START = 0.15
+"""Share of CPU time busy before the run above which it warns that others share the machine."""
+
+TARGET_ACCUMULATOR_RATE = 50_000
+TARGET_ACCUMULATOR_RATIO = 0.60
+TARGET_INDEXER_RATE = 20_000
+
+# The accumulator's producer settings (backend/bus/kafka.py), for the direct baseline.
+_PRODUCER_SETTINGS: dict[str, Any] = {
+    "enable_idempotence": True,
+    "acks": "all",
+    "linger_ms": 5,
+    "max_batch_size": 512 * 1024,
+    "max_request_size": 2 * 1024 * 1024,
+}
+_encode_json = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    """The same logs in each shape a phase needs, made before any clock starts."""
+
+    logs: list[Log]
+    records: list[dict[str, Any]]
+    values: list[bytes]
+    headers: list[tuple[str, bytes]]
+    ingested_at: str
+
+    @classmethod
+    def generate(cls, count: int, seed: int) -> Corpus:
+        """`count` simulated logs from 3 nodes of each service, in the default level mix."""
+        rng = random.Random(seed)
+        nodes = [
+            Traffic(f"{profile.short}-{index:02d}", profile.name, rng)
+            for profile in PROFILES
+            for index in range(1, NODES_PER_SERVICE + 1)
+        ]
+        logs = [rng.choice(nodes).log() for _ in range(count)]
+        ingested_at = now_iso()
+        return cls(
+            logs=logs,
+            records=[msgspec.to_builtins(log) for log in logs],
+            values=[encode(log) for log in logs],
+            # What the accumulator adds, so the direct baseline sends as many bytes.
+            headers=[
+                ("ingested_at", ingested_at.encode()),
+                ("accumulator", b"bench"),
+                ("tag", b"bench.log"),
+            ],
+            ingested_at=ingested_at,
+        )
+
+    def levels(self) -> dict[str, int]:
+        return dict(Counter(str(log.log_level) for log in self.logs))
+
+    def bulk_bodies(self, logs_prefix: str) -> list[bytes]:
+        """NDJSON `_bulk` bodies of `BULK_BATCH` creates, as the indexer would store them."""
+        bodies: list[bytes] = []
+        for start in range(0, len(self.logs), BULK_BATCH):
+            lines: list[bytes] = []
+            for log, record in zip(
+                self.logs[start : start + BULK_BATCH],
+                self.records[start : start + BULK_BATCH],
+                strict=True,
+            ):
+                index = daily_index(logs_prefix, log.timestamp)
+                lines.append(_encode_json({"create": {"_index": index, "_id": log.log_id}}))
+                lines.append(_encode_json({**record, "ingested_at": self.ingested_at}))
+            bodies.append(b"\n".join(lines) + b"\n")
+        return bodies
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One run: `rate` is its figure, in records per second, over the span `basis` names."""
+
+    records: int
+    seconds: float
+    rate: float
+    basis: str = "whole run"
+    startup_seconds: float | None = None
+    cpu_seconds: float | None = None
+
+    @property
+    def per_cpu_second(self) -> float | None:
+        """None when the run took less CPU than /proc can show (a clock tick, 10 ms)."""
+        return self.records / self.cpu_seconds if self.cpu_seconds else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "records_per_cpu_second": self.per_cpu_second}
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A row of the table: a value against its baseline and its targets."""
+
+    name: str
+    unit: str
+    value: float | None
+    baseline: float | None = None
+    targets: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.value is not None and self.baseline else None
+
+    @property
+    def met(self) -> bool | None:
+        return all(ok for _, ok in self.targets) if self.targets else None
+
+    def cells(self) -> list[str]:
+        ratio, met = self.ratio, self.met
+        return [
+            self.name,
+            f"{self.value:,.0f} {self.unit}" if self.value is not None else "-",
+            f"{self.baseline:,.0f} {self.unit}" if self.baseline else "-",
+            f"{ratio:.0%}" if ratio is not None else "-",
+            "; ".join(text for text, _ in self.targets) or "-",
+            "-" if met is None else ("yes" if met else "NO"),
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "figure": self.name,
+            "unit": self.unit,
+            "value": self.value,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "targets": [{"target": text, "met": ok} for text, ok in self.targets],
+            "met": self.met,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Namespaces:
+    """One namespace per role, so no phase sees another's data."""
+
+    base: str
+    ingest: Settings
+    indexer: Settings
+    bulk: Settings
+
+    @classmethod
+    def fresh(cls, settings: Settings) -> Namespaces:
+        base = f"bench{uuid.uuid4().hex[:8]}"
+
+        def named(role: str) -> Settings:
+            return Settings(
+                kafka=settings.kafka,
+                elasticsearch=settings.elasticsearch,
+                namespace=f"{base}-{role}",
+                partitions=settings.partitions,
+            )
+
+        return cls(base, named("ingest"), named("indexer"), named("bulk"))
+
+
+class TopicSize:
+    """Records on a topic, summed from its partitions' end offsets (nothing is consumed)."""
+
+    def __init__(self, consumer: Any, settings: Settings) -> None:
+        self._consumer = consumer
+        self._partitions = [
+            TopicPartition(settings.topics.logs, p) for p in range(settings.partitions)
+        ]
+
+    async def total(self) -> int:
+        async with asyncio.timeout(10):
+            offsets: dict[Any, int] = await self._consumer.end_offsets(self._partitions)
+        return sum(offsets.values())
+
+    async def growth(self) -> Callable[[], Awaitable[int]]:
+        """A counter of the records added from now on."""
+        base = await self.total()
+
+        async def grown() -> int:
+            return await self.total() - base
+
+        return grown
+
+
+def service_flags(settings: Settings) -> list[str]:
+    return [
+        "--kafka",
+        settings.kafka,
+        "--elasticsearch",
+        settings.elasticsearch,
+        "--namespace",
+        settings.namespace,
+        "--partitions",
+        str(settings.partitions),
+    ]
+
+
+# Clients ------------------------------------------------------------------------------------
+
+
+async def send_acked(port: int, records: Sequence[dict[str, Any]]) -> None:
+    """AckSender as a busy service uses it: yielding to its event loop now and then."""
+    sender = AckSender("bench", "127.0.0.1", port, batch_size=ACK_BATCH)
+    for index, record in enumerate(records, 1):
+        await sender.emit("log", record)
+        if index % ACK_BATCH == 0:
+            await asyncio.sleep(0)
+    await sender.close()
+
+
+def send_fluent(port: int, records: Sequence[dict[str, Any]]) -> None:
+    """fluent-logger's blocking FluentSender, one Message per emit (run it in a thread)."""
+    sender = fluent.sender.FluentSender(
+        "bench", host="127.0.0.1", port=port, nanosecond_precision=True, timeout=30.0
+    )
+    try:
+        for record in records:
+            if not sender.emit("log", record):
+                raise BenchError(f"fluent-logger could not send: {sender.last_error}")
+    finally:
+        sender.close()
+
+
+async def produce_direct(producer: Any, topic: str, corpus: Corpus) -> None:
+    for log, value in zip(corpus.logs, corpus.values, strict=True):
+        await producer.send(topic, value, key=log.node_id.encode(), headers=corpus.headers)
+    await producer.flush()
+
+
+async def write_bulks(es: AsyncElasticsearch, bodies: Sequence[bytes]) -> None:
+    for body in bodies:
+        response = await es.bulk(operations=body, filter_path="errors,items.*.error")  # type: ignore[arg-type]
+        if response.body.get("errors"):
+            errors = [
+                result["error"]
+                for item in response.body.get("items", [])
+                for result in item.values()
+                if "error" in result
+            ]
+            raise BenchError(f"_bulk refused documents, first: {errors[:1]}")
+
+
+# Phases -------------------------------------------------------------------------------------
+
+
+def phase_deadline(records: int) -> float:
+    """A minute to start, plus a second per thousand records: ample at any sane speed."""
+    return deadline_in(60.0 + records / 1000)
+
+
+async def kafka_direct(settings: Settings, consumer: Any, corpus: Corpus) -> Measured:
+    """The ceiling: aiokafka producing the corpus straight into the topic, timed like the rest.
+
+    Its CPU time is this process's (the producer's, plus a cheap offset poll every 25 ms).
+    """
+    deadline = phase_deadline(len(corpus.logs))
+    topic = settings.topics.logs
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, **_PRODUCER_SETTINGS)
+    await producer.start()
+    try:
+        await producer.partitions_for(topic)
+        grown = await TopicSize(consumer, settings).growth()
+        phase = Phase("Kafka <- aiokafka direct (baseline)", len(corpus.logs))
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        async with running(produce_direct(producer, topic, corpus)) as sending:
+            arrival = await _watch_kafka(grown, corpus, started, deadline, phase, [failed(sending)])
+            cpu = time.process_time() - cpu_before
+            await finish(sending, deadline)
+    finally:
+        await producer.stop()
+    phase.finish(
+        f"{arrival.target:,} records in {arrival.seconds:.2f} s = {arrival.rate:,.0f}/s, "
+        f"{cpu:.2f} CPU s"
+    )
+    return Measured(arrival.target, arrival.seconds, arrival.rate, cpu_seconds=cpu)
+
+
+async def through_accumulator(
+    accumulator: Service,
+    size: TopicSize,
+    label: str,
+    send: Callable[[], Awaitable[None]],
+    corpus: Corpus,
+) -> Measured:
+    """From the first byte `send` writes until Kafka holds every record; the CPU it took."""
+    deadline = phase_deadline(len(corpus.logs))
+    grown = await size.growth()
+    phase = Phase(label, len(corpus.logs))
+    cpu_before = accumulator.cpu_seconds()
+    started = time.perf_counter()
+    async with running(send()) as sending:
+        arrival = await _watch_kafka(
+            grown, corpus, started, deadline, phase, [failed(sending), accumulator.check_running]
+        )
+        cpu = accumulator.cpu_seconds() - cpu_before
+        await finish(sending, deadline)
+    phase.finish(
+        f"{arrival.target:,} records in {arrival.seconds:.2f} s = {arrival.rate:,.0f}/s, "
+        f"{cpu:.2f} CPU s"
+    )
+    return Measured(arrival.target, arrival.seconds, arrival.rate, cpu_seconds=cpu)
+
+
+async def _watch_kafka(
+    grown: Callable[[], Awaitable[int]],
+    corpus: Corpus,
+    started: float,
+    deadline: float,
+    phase: Phase,
+    checks: Sequence[Callable[[], None]],
+) -> Arrival:
+    return await watch(
+        grown,
+        len(corpus.logs),
+        started=started,
+        deadline=deadline,
+        interval=KAFKA_POLL_S,
+        phase=phase,
+        checks=checks,
+        what="the records on Kafka",
+    )
+
+
+async def accumulator_runs(
+    settings: Settings, consumer: Any, corpus: Corpus, workdir: Path, profile: Path | None
+) -> tuple[Measured, Measured]:
+    """Both clients, one after the other, through one accumulator."""
+    port = free_port()
+    with Service(
+        "accumulator",
+        ["accumulator", *service_flags(settings), "--port", str(port)],
+        workdir / "accumulator.log",
+        profile / "accumulator.prof" if profile else None,
+    ) as accumulator:
+        await wait_for_port(accumulator, port, deadline_in(START_TIMEOUT_S))
+        size = TopicSize(consumer, settings)
+        packed = await through_accumulator(
+            accumulator,
+            size,
+            "accumulator <- AckSender (PackedForward)",
+            lambda: send_acked(port, corpus.records),
+            corpus,
+        )
+        message = await through_accumulator(
+            accumulator,
+            size,
+            "accumulator <- FluentSender (Message)",
+            lambda: asyncio.to_thread(send_fluent, port, corpus.records),
+            corpus,
+        )
+    return packed, message
+
+
+async def through_indexer(
+    settings: Settings, es: AsyncElasticsearch, records: int, workdir: Path, profile: Path | None
+) -> Measured:
+    """The indexer draining its pre-filled topic, from its launch until ES counts them all."""
+    deadline = phase_deadline(records)
+    phase = Phase("Elasticsearch <- indexer", records)
+    started = time.perf_counter()
+    with Service(
+        "indexer",
+        ["indexer", *service_flags(settings)],
+        workdir / "indexer.log",
+        profile / "indexer.prof" if profile else None,
+    ) as indexer:
+        arrival = await _watch_es(
+            es, settings, records, started, deadline, phase, [indexer.check_running]
+        )
+        cpu = indexer.cpu_seconds()
+    # Rated from the first documents seen: the process start and group join are left out.
+    startup = arrival.first_at - arrival.started
+    phase.finish(
+        f"{records:,} logs in {arrival.seconds:.2f} s (first after {startup:.2f} s) "
+        f"= {arrival.sustained_rate:,.0f}/s sustained, {cpu:.2f} CPU s"
+    )
+    return Measured(
+        records,
+        arrival.seconds,
+        arrival.sustained_rate,
+        "from the first documents seen",
+        startup,
+        cpu,
+    )
+
+
+async def plain_bulk(settings: Settings, es: AsyncElasticsearch, corpus: Corpus) -> Measured:
+    """The ceiling: sequential `_bulk` requests of the same documents, same template."""
+    deadline = phase_deadline(len(corpus.logs))
+    store = ElasticsearchStore(settings.elasticsearch, settings.indices)
+    try:
+        await store.ensure_schema()
+    finally:
+        await store.close()
+    bodies = corpus.bulk_bodies(settings.indices.logs_prefix)
+    phase = Phase("Elasticsearch <- plain _bulk (baseline)", len(corpus.logs))
+    started = time.perf_counter()
+    async with running(write_bulks(es, bodies)) as writing:
+        arrival = await _watch_es(
+            es, settings, len(corpus.logs), started, deadline, phase, [failed(writing)]
+        )
+        await finish(writing, deadline)
+    # Nothing to start up here, so rated over the whole run (its first request included).
+    phase.finish(f"{arrival.target:,} logs in {arrival.seconds:.2f} s = {arrival.rate:,.0f}/s")
+    return Measured(arrival.target, arrival.seconds, arrival.rate)
+
+
+async def _watch_es(
+    es: AsyncElasticsearch,
+    settings: Settings,
+    records: int,
+    started: float,
+    deadline: float,
+    phase: Phase,
+    checks: Sequence[Callable[[], None]],
+) -> Arrival:
+    pattern = settings.indices.logs_pattern
+
+    async def count() -> int:
+        scope: dict[str, Any] = {"allow_no_indices": True, "ignore_unavailable": True}
+        await es.indices.refresh(index=pattern, **scope)
+        response = await es.count(index=pattern, **scope)
+        counted: int = response["count"]
+        return counted
+
+    return await watch(
+        count,
+        records,
+        started=started,
+        deadline=deadline,
+        interval=ES_POLL_S,
+        phase=phase,
+        checks=checks,
+        what=f"the logs in {pattern}",
+    )
+
+
+# The run ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Results:
+    direct: Measured
+    packed: Measured
+    message: Measured
+    indexer: Measured
+    bulk: Measured
+
+    def figures(self) -> list[Figure]:
+        packed, message = self.packed, self.message
+        ratio = packed.rate / self.direct.rate
+        per_cpu = packed.per_cpu_second
+        direct_per_cpu = self.direct.per_cpu_second
+        indexer = self.indexer.rate
+        return [
+            Figure(
+                "accumulator <- AckSender (PackedForward)",
+                "rec/s",
+                packed.rate,
+                self.direct.rate,
+                [
+                    (f">= {TARGET_ACCUMULATOR_RATE:,}/s", packed.rate >= TARGET_ACCUMULATOR_RATE),
+                    (f">= {TARGET_ACCUMULATOR_RATIO:.0%}", ratio >= TARGET_ACCUMULATOR_RATIO),
+                ],
+            ),
+            Figure(
+                "  accumulator CPU, PackedForward",
+                "rec/CPU-s",
+                per_cpu,
+                direct_per_cpu,
+                [(f">= {TARGET_ACCUMULATOR_RATE:,}", per_cpu >= TARGET_ACCUMULATOR_RATE)]
+                if per_cpu is not None
+                else [],
+            ),
+            Figure(
+                "accumulator <- FluentSender (Message)", "rec/s", message.rate, self.direct.rate
+            ),
+            Figure(
+                "  accumulator CPU, Message",
+                "rec/CPU-s",
+                message.per_cpu_second,
+                direct_per_cpu,
+            ),
+            Figure(
+                "indexer Kafka -> Elasticsearch (sustained)",
+                "logs/s",
+                indexer,
+                self.bulk.rate,
+                [(f">= {TARGET_INDEXER_RATE:,}/s", indexer >= TARGET_INDEXER_RATE)],
+            ),
+        ]
+
+
+async def check_servers(settings: Settings, es: AsyncElasticsearch) -> str:
+    """Elasticsearch's version, once both servers answer."""
+    host, _, port = settings.kafka.rpartition(":")
+    try:
+        async with asyncio.timeout(10):
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            # GET / is not served by the integ-test distribution the stack runs.
+            nodes = await es.nodes.info(node_id="_local", filter_path="nodes.*.version")
+    except Exception as error:
+        raise BenchError(
+            f"Kafka ({settings.kafka}) and Elasticsearch ({settings.elasticsearch}) must be "
+            f"running (`logdeck stack up`): {error}"
+        ) from None
+    version: str = next(iter(nodes["nodes"].values()))["version"]
+    return version
+
+
+async def drop_topics(settings: Settings, names: Namespaces) -> None:
+    """Delete the run's topics, a few hundred MB at the default size (best effort)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(30):
+            await admin.start()
+            existing = set(await admin.list_topics())
+            ours = [
+                topic
+                for role in (names.ingest, names.indexer)
+                for topic in role.topics.all()
+                if topic in existing
+            ]
+            if ours:
+                await admin.delete_topics(ours)
+    with contextlib.suppress(Exception):
+        await admin.close()
+
+
+async def drop_indices(es: AsyncElasticsearch, names: Namespaces) -> None:
+    """Delete the run's indices and index templates (best effort: the run is over)."""
+    with contextlib.suppress(Exception):
+        await es.indices.delete(
+            index=f"{names.base}-*", allow_no_indices=True, ignore_unavailable=True
+        )
+    for settings in (names.indexer, names.bulk):
+        with contextlib.suppress(Exception):
+            await es.options(ignore_status=404).indices.delete_index_template(
+                name=settings.indices.logs_prefix.rstrip("-")
+            )
+
+
+async def measure(
+    settings: Settings,
+    names: Namespaces,
+    es: AsyncElasticsearch,
+    corpus: Corpus,
+    workdir: Path,
+    profile: Path | None,
+) -> Results:
+    await KafkaBus(settings.kafka, settings.partitions).ensure_topics(names.indexer.topics.all())
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        # The baseline run also fills the indexer's topic.
+        direct = await kafka_direct(names.indexer, consumer, corpus)
+        packed, message = await accumulator_runs(names.ingest, consumer, corpus, workdir, profile)
+    finally:
+        await consumer.stop()
+    indexer = await through_indexer(names.indexer, es, len(corpus.logs), workdir, profile)
+    bulk = await plain_bulk(names.bulk, es, corpus)
+    return Results(direct, packed, message, indexer, bulk)
+
+
+def machine(es_version: str) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.partition(":")[2].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        # Kafka does not report its version to clients: this is the one `logdeck stack` runs.
+        "kafka": KAFKA_VERSION,
+        "elasticsearch": es_version,
+        "libraries": {
+            name: metadata.version(name)
+            for name in ("aiokafka", "elasticsearch", "fluent-logger", "msgpack", "msgspec")
+        },
+    }
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and the files changed since: results belong to a code state."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
+        return done.stdout if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "backend", "console", "simulators")
+    return {
+        "commit": git("rev-parse", "HEAD").strip() or None,
+        "changed": [line[3:] for line in changed.splitlines()],
+    }
+
+
+def hotspots(profile: Path, top: int = 15) -> None:
+    """The functions that used the most time of their own in a cProfile dump."""
+    if not profile.exists():
+        print(f"  (no profile at {profile})")
+        return
+    print(f"\nhotspots of {profile.name} (own time):")
+    pstats.Stats(str(profile), stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings.from_env()
+    names = Namespaces.fresh(settings)
+    es = AsyncElasticsearch(settings.elasticsearch, request_timeout=120)
+    try:
+        es_version = await check_servers(settings, es)
+        info = machine(es_version)
+        code = code_state()
+        print(
+            f"logdeck ingest benchmark: {args.records:,} records, namespace {names.base}*, "
+            f"{info['nproc']} CPUs, Kafka {settings.kafka}, Elasticsearch {es_version}\n"
+            f"code at {(code['commit'] or 'unknown')[:10]}, changed since: "
+            f"{', '.join(code['changed']) or 'nothing'}"
+        )
+        busy = info["busy_before_start"] = await background_busy()
+        if busy > BUSY_BEFORE_START:
+            print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+        phase = Phase("generating simulated logs", args.records)
+        started = time.perf_counter()
+        corpus = Corpus.generate(args.records, args.seed)
+        phase.finish(f"{args.records:,} logs in {time.perf_counter() - started:.1f} s")
+        with tempfile.TemporaryDirectory(prefix="logdeck-bench-") as workdir:
+            results = await measure(settings, names, es, corpus, Path(workdir), args.profile)
+    finally:
+        await drop_indices(es, names)
+        await es.close()
+        await drop_topics(settings, names)
+    figures = results.figures()
+    header = ["figure", "value", "baseline", "ratio", "target", "met?"]
+    print()
+    print(render_table(header, [figure.cells() for figure in figures]))
+    print(
+        "\nbaselines: rec/s  aiokafka producing the same records straight to Kafka, with the "
+        "accumulator's producer settings\n"
+        "           rec/CPU-s  the CPU time that direct producer took\n"
+        "           logs/s  sequential _bulk requests of 5,000 creates into the same index template"
+    )
+    return {
+        "benchmark": "ingest",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "records": args.records,
+        "quick": args.quick,
+        "profiled": args.profile is not None,
+        "namespace": names.base,
+        "machine": info,
+        "code": code,
+        "levels": corpus.levels(),
+        "settings": {
+            "ack_batch": ACK_BATCH,
+            "bulk_batch": BULK_BATCH,
+            "partitions": settings.partitions,
+            "kafka_poll_s": KAFKA_POLL_S,
+            "es_poll_s": ES_POLL_S,
+        },
+        "runs": {
+            "kafka_direct": results.direct.to_json(),
+            "accumulator_packed_forward": results.packed.to_json(),
+            "accumulator_message": results.message.to_json(),
+            "indexer": results.indexer.to_json(),
+            "plain_bulk": results.bulk.to_json(),
+        },
+        "figures": [figure.to_json() for figure in figures],
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description="Accumulator and indexer throughput on the real Kafka and Elasticsearch.",
+    )
+    parser.add_argument("--records", type=int, help=f"logs per phase (default {DEFAULT_RECORDS:,})")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run with {QUICK_RECORDS:,} logs per phase"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/ingest.json)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the services under cProfile, dumps in DIR (inflates their CPU figures)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
+    args = parser.parse_args(argv)
+    if args.records is None:
+        args.records = QUICK_RECORDS if args.quick else DEFAULT_RECORDS
+    if args.records < 1:
+        parser.error("--records must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    try:
+        results = asyncio.run(run(args))
+    except BenchError as error:
+        print(f"\nbench: {error}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults written to {args.out}")
+    if args.profile:
+        for name in ("accumulator", "indexer"):
+            hotspots(args.profile / f"{name}.prof")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
