@@ -47,7 +47,7 @@ def settings(base_settings: Settings) -> Settings:
 
 @pytest.fixture
 def es(settings: Settings) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(settings.elasticsearch, request_timeout=30)
+    client = Elasticsearch(settings.elasticsearch, request_timeout=30, max_retries=0)
     yield client
     client.indices.delete(
         index=f"{settings.namespace}-*", allow_no_indices=True, ignore_unavailable=True

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
 from backend.config import Settings
 
@@ -95,8 +95,22 @@ def connection_flags(settings: Settings) -> list[str]:
 
 
 def stored_log_ids(es: Elasticsearch, settings: Settings) -> list[str]:
-    """Every log_id stored in the namespace's log indices, duplicates included."""
-    pattern = settings.indices.logs_pattern
+    """Every log_id stored in the namespace's log indices, duplicates included.
+
+    A daily index the indexer has just created answers 503 until its shard is started;
+    that is waited out (for at most 10 s).
+    """
+    for _ in range(50):
+        try:
+            return _all_log_ids(es, settings.indices.logs_pattern)
+        except ApiError as error:
+            if error.meta.status != 503:
+                raise
+            time.sleep(0.2)
+    return _all_log_ids(es, settings.indices.logs_pattern)
+
+
+def _all_log_ids(es: Elasticsearch, pattern: str) -> list[str]:
     es.indices.refresh(index=pattern, allow_no_indices=True)
     ids: list[str] = []
     after: list[Any] | None = None
