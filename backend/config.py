@@ -26,6 +26,8 @@ class Topics:
     registrations: str
     alerts: str
     deadletter: str
+    alert_commands: str
+    registry: str
 
     @classmethod
     def for_namespace(cls, namespace: str) -> Topics:
@@ -35,10 +37,24 @@ class Topics:
             registrations=f"{namespace}.registrations",
             alerts=f"{namespace}.alerts",
             deadletter=f"{namespace}.deadletter",
+            alert_commands=f"{namespace}.alert-commands",
+            registry=f"{namespace}.registry",
         )
 
     def all(self) -> tuple[str, ...]:
-        return (self.logs, self.heartbeats, self.registrations, self.alerts, self.deadletter)
+        return (
+            self.logs,
+            self.heartbeats,
+            self.registrations,
+            self.alerts,
+            self.deadletter,
+            self.alert_commands,
+            self.registry,
+        )
+
+    def compacted(self) -> tuple[str, ...]:
+        """Topics that hold the latest state per key (alert, node) and are read from the start."""
+        return (self.alerts, self.registry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,9 +199,14 @@ class AlertState(enum.StrEnum):
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
-    """An alert as the system derives it: many matching records fold into one."""
+    """An alert as the system derives it: many matching records fold into one.
+
+    `fingerprint` (rule, service, error code, or NODE_DOWN and node) is what folds them;
+    `resolved_at` is kept so the console can show when an alert was closed.
+    """
 
     alert_id: str
+    fingerprint: str
     kind: AlertKind
     severity: Severity
     node_id: str | None
@@ -213,6 +218,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     state: AlertState
     acked_by: str | None = None
     acked_at: str | None = None
+    resolved_at: str | None = None
 
 
 class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -223,3 +229,44 @@ class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
     status: NodeStatus
     registered_at: str | None
     last_heartbeat: str | None
+
+
+class Acknowledge(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="ACK"):
+    alert_id: str
+    by: str
+    at: str
+
+
+class Unacknowledge(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="UNACK"):
+    alert_id: str
+    by: str
+    at: str
+
+
+class Resolve(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="RESOLVE"):
+    alert_id: str
+    by: str
+    at: str
+
+
+class RaiseAlert(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="RAISE"):
+    """A condition another service detected (the monitor's NODE_DOWN), for the alerter to own."""
+
+    fingerprint: str
+    kind: AlertKind
+    severity: Severity
+    node_id: str | None
+    service_name: str | None
+    summary: str
+    at: str
+
+
+class ClearAlert(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="CLEAR"):
+    """The condition behind `fingerprint` is over (the node is back): resolve its alert."""
+
+    fingerprint: str
+    summary: str
+    at: str
+
+
+AlertCommand = Acknowledge | Unacknowledge | Resolve | RaiseAlert | ClearAlert

@@ -72,8 +72,11 @@ class Subscription(Protocol):
 
 
 class Bus(Protocol):
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create the topics that do not exist yet."""
+    async def ensure_topics(self, topics: Sequence[str], compacted: Sequence[str] = ()) -> None:
+        """Create the topics that do not exist yet; `compacted` ones keep the latest per key."""
+
+    async def snapshot(self, topic: str) -> list[Incoming]:
+        """Every record the topic holds now (for a compacted topic: the state to start from)."""
 
     def publisher(self) -> Publisher: ...
 

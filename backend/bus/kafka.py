@@ -12,7 +12,7 @@ import contextlib
 import random
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -23,6 +23,7 @@ from backend.bus.base import BusUnavailable, Delivery, Incoming, Outgoing
 _BATCH_BYTES = 512 * 1024
 _LINGER_MS = 5
 _KEY_CACHE_SIZE = 100_000
+_SNAPSHOT_TIMEOUT_S = 120.0
 
 
 class KafkaPublisher:
@@ -133,10 +134,15 @@ class KafkaSubscription:
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
+            isolation_level="read_committed",
             fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self._bootstrap = bootstrap
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
 
     async def start(self) -> None:
         try:
@@ -178,13 +184,18 @@ class KafkaBus:
         self._bootstrap = bootstrap
         self._partitions = partitions
 
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
+    async def ensure_topics(self, topics: Sequence[str], compacted: Sequence[str] = ()) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
             missing = [
-                NewTopic(name=topic, num_partitions=self._partitions, replication_factor=1)
+                NewTopic(
+                    name=topic,
+                    num_partitions=self._partitions,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact"} if topic in compacted else {},
+                )
                 for topic in topics
                 if topic not in existing
             ]
@@ -197,6 +208,27 @@ class KafkaBus:
         finally:
             await admin.close()
 
+    async def snapshot(self, topic: str) -> list[Incoming]:
+        subscription = KafkaSubscription(self._bootstrap, (), None, True)
+        consumer = subscription.consumer
+        try:
+            await subscription.start()
+            partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            records: list[Incoming] = []
+            deadline = asyncio.get_running_loop().time() + _SNAPSHOT_TIMEOUT_S
+            while await _behind(consumer, ends):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise BusUnavailable(f"reading {topic} did not reach its end in time")
+                records += await subscription.poll(10_000, timeout_ms=1000)
+            return records
+        except KafkaError as error:
+            raise BusUnavailable(f"reading {topic} from Kafka failed: {error}") from error
+        finally:
+            await subscription.stop()
+
     def publisher(self) -> KafkaPublisher:
         return KafkaPublisher(self._bootstrap)
 
@@ -204,3 +236,21 @@ class KafkaBus:
         self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
     ) -> KafkaSubscription:
         return KafkaSubscription(self._bootstrap, topics, group, from_beginning)
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for partition, end in ends.items():
+        if await consumer.position(partition) < end:
+            return True
+    return False
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions, once the consumer's metadata knows them."""
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise BusUnavailable(f"topic {topic} has no partitions on Kafka")
