@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Heartbeat, Log, Registration
 
 
@@ -53,6 +54,9 @@ class Store(Protocol):
 
     async def update_nodes(self, updates: Sequence[NodeUpdate]) -> BulkOutcome:
         """Fold registrations and heartbeats into the node registry, in order."""
+
+    async def search_logs(self, query: LogQuery) -> SearchResult:
+        """A page of logs matching `query`, newest first, with hits over time."""
 
     async def delete_logs_before(self, day: date) -> list[str]:
         """Drop whole days of logs older than `day` (retention); the names dropped."""

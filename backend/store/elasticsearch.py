@@ -16,8 +16,10 @@ import msgspec
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from backend.config import Indices
-from backend.schemas import Heartbeat
+from backend.observe.base import LogQuery, SearchResult
+from backend.schemas import Heartbeat, Log
 from backend.store.base import BulkOutcome, NodeUpdate, Rejection, StoredLog, StoreUnavailable
+from backend.store.search import build_search, histogram, text_note
 
 _encode = msgspec.json.Encoder().encode
 _BULK_FILTER: Final = "errors,items.*.status,items.*._id,items.*.error.type,items.*.error.reason"
@@ -131,6 +133,25 @@ class ElasticsearchStore:
             lines.append(_encode({"doc": fields, "doc_as_upsert": True}))
         return await self._bulk(lines, "updating the node registry")
 
+    async def search_logs(self, query: LogQuery) -> SearchResult:
+        body = build_search(query)
+        async with self._errors("searching logs"):
+            response = await self._client.search(
+                index=self._indices.logs_pattern,
+                allow_no_indices=True,
+                ignore_unavailable=True,
+                **body,
+            )
+        hits = response.body["hits"]
+        logs = [msgspec.convert(_log_fields(hit["_source"]), Log) for hit in hits["hits"]]
+        return SearchResult(
+            total=int(hits["total"]["value"]),
+            logs=logs,
+            histogram=histogram(response.body),
+            took_ms=float(response.body.get("took", 0)),
+            note=text_note(query),
+        )
+
     async def delete_logs_before(self, day: date) -> list[str]:
         prefix = self._indices.logs_prefix
         async with self._errors("applying retention"):
@@ -195,6 +216,11 @@ class _StoreErrors:
                 f"Elasticsearch at {self._url} answered {error.meta.status} while {self._what}"
             ) from error
         return False
+
+
+def _log_fields(source: dict[str, Any]) -> dict[str, Any]:
+    source.pop("ingested_at", None)
+    return source
 
 
 def _index_day(name: str, prefix: str) -> date:

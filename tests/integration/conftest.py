@@ -65,7 +65,7 @@ def launch(tmp_path: Path, settings: Settings) -> Iterator[Launch]:
 
     def start(command: str, *extra: str, name: str | None = None) -> Process:
         args = [command, *extra]
-        if command in ("accumulator", "indexer"):
+        if command in ("accumulator", "indexer", "alerter", "monitor", "console"):
             args += connection_flags(settings)
         if command == "accumulator":
             args += ["--port", str(settings.accumulator_port)]

@@ -1,0 +1,77 @@
+"""The console's view of logdeck: live feeds from the bus, history from the store.
+
+The console depends on this interface only, so it runs the same on Kafka and
+Elasticsearch, on the embedded backend, and in tests on a fake. Feeds are async
+iterators of batches: a consumer gets many records per UI update, never one message
+per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from backend.schemas import Alert, Level, Log, NodeEntry
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceHealth:
+    """Whether the console can reach one backing service, and since when."""
+
+    name: str
+    up: bool
+    since: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """A search over stored logs; empty fields match everything."""
+
+    text: str = ""
+    levels: frozenset[Level] = frozenset()
+    services: frozenset[str] = frozenset()
+    nodes: frozenset[str] = frozenset()
+    since: datetime | None = None
+    until: datetime | None = None
+    page: int = 0
+    page_size: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One page of hits, newest first, with the hits over time for the whole query."""
+
+    total: int
+    logs: list[Log]
+    histogram: list[tuple[datetime, int]] = field(default_factory=list)
+    took_ms: float = 0.0
+    note: str | None = None  # e.g. that the text was searched literally, and why
+
+
+class Observer(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def health(self) -> tuple[ServiceHealth, ...]:
+        """Current reachability of the bus and the store."""
+
+    def logs(self) -> AsyncIterator[list[Log]]:
+        """New logs from now on, in batches."""
+
+    def nodes(self) -> AsyncIterator[list[NodeEntry]]:
+        """The whole registry first, then the entries that change."""
+
+    def alerts(self) -> AsyncIterator[list[Alert]]:
+        """Every current alert first, then the alerts that change."""
+
+    async def acknowledge(self, alert_id: str, by: str) -> None: ...
+
+    async def unacknowledge(self, alert_id: str, by: str) -> None: ...
+
+    async def resolve(self, alert_id: str, by: str) -> None: ...
+
+    async def search(self, query: LogQuery) -> SearchResult: ...

@@ -1,0 +1,92 @@
+"""The console's log searches as Elasticsearch queries.
+
+Text goes through `simple_query_string`, which never fails on syntax: `"a phrase"`,
+`-not`, `a | b` and `prefix*` work, anything else is searched as words. The hits over
+time come from the same query in one request, so the histogram always matches the page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from backend.observe.base import LogQuery
+from backend.schemas import iso_millis
+
+HISTOGRAM_BUCKETS: Final = 60
+_INTERVALS_S: Final = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
+_TEXT_FIELDS: Final = ["message", "error_details.error_message", "error_details.error_code^2"]
+MAX_TEXT_CHARS: Final = 1000
+
+
+def histogram_interval(since: datetime | None, until: datetime | None, now: datetime) -> int:
+    """Seconds per bar so that the time range fits in about `HISTOGRAM_BUCKETS` bars."""
+    span = ((until or now) - (since or (now - timedelta(hours=24)))).total_seconds()
+    for seconds in _INTERVALS_S:
+        if span / seconds <= HISTOGRAM_BUCKETS:
+            return seconds
+    return _INTERVALS_S[-1]
+
+
+def build_search(query: LogQuery, now: datetime | None = None) -> dict[str, Any]:
+    """The body of one `_search` request: filters, text, page, sort and histogram."""
+    now = now or datetime.now(UTC)
+    filters: list[dict[str, Any]] = []
+    if query.levels:
+        filters.append({"terms": {"log_level": sorted(str(level) for level in query.levels)}})
+    if query.services:
+        filters.append({"terms": {"service_name": sorted(query.services)}})
+    if query.nodes:
+        filters.append({"terms": {"node_id": sorted(query.nodes)}})
+    if query.since or query.until:
+        bounds: dict[str, str] = {}
+        if query.since:
+            bounds["gte"] = iso_millis(query.since)
+        if query.until:
+            bounds["lte"] = iso_millis(query.until)
+        filters.append({"range": {"timestamp": bounds}})
+    must: list[dict[str, Any]] = []
+    text = query.text.strip()[:MAX_TEXT_CHARS]
+    if text:
+        must.append(
+            {
+                "simple_query_string": {
+                    "query": text,
+                    "fields": _TEXT_FIELDS,
+                    "default_operator": "and",
+                    "lenient": True,
+                }
+            }
+        )
+    interval = histogram_interval(query.since, query.until, now)
+    return {
+        "query": {"bool": {"filter": filters, "must": must or [{"match_all": {}}]}},
+        "sort": [{"timestamp": "desc"}, {"log_id": "desc"}],
+        "from": query.page * query.page_size,
+        "size": query.page_size,
+        "track_total_hits": True,
+        "aggs": {
+            "over_time": {
+                "date_histogram": {
+                    "field": "timestamp",
+                    "fixed_interval": f"{interval}s",
+                    "min_doc_count": 0,
+                }
+            }
+        },
+    }
+
+
+def histogram(response: dict[str, Any]) -> list[tuple[datetime, int]]:
+    buckets = response.get("aggregations", {}).get("over_time", {}).get("buckets", [])
+    return [
+        (datetime.fromtimestamp(bucket["key"] / 1000, UTC), int(bucket["doc_count"]))
+        for bucket in buckets
+    ]
+
+
+def text_note(query: LogQuery) -> str | None:
+    """What the user should know about how their text was read."""
+    if len(query.text.strip()) > MAX_TEXT_CHARS:
+        return f"the query was cut to its first {MAX_TEXT_CHARS} characters"
+    return None
