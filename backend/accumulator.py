@@ -151,7 +151,7 @@ async def run_accumulator(
     """Serve the Forward protocol until `stop` is set, then flush to Kafka."""
     listen_port = settings.accumulator_port if port is None else port
     await retrying(
-        lambda: bus.ensure_topics(settings.topics.all()),
+        lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
         what=f"creating topics on Kafka at {settings.kafka}",
         retry_on=(BusUnavailable,),
         log=log,

@@ -1,4 +1,4 @@
-"""The indexer: logs from Kafka into Elasticsearch, and the node registry beside them.
+"""The indexer: logs from Kafka into Elasticsearch, with the latest alerts and node registry.
 
 A batch is committed on Kafka only after Elasticsearch has taken all of it, so a crash
 or an outage replays the batch, and storing each log under its log_id makes the replay
@@ -19,8 +19,17 @@ from backend.bus import Bus, BusUnavailable, Incoming, Outgoing, Publisher, Subs
 from backend.config import Settings
 from backend.retry import retrying
 from backend.runner import until_stopped
-from backend.schemas import DeadLetter, InvalidRecord, Log, decode_message, encode, now_iso
-from backend.store import BulkOutcome, NodeUpdate, Store, StoreUnavailable
+from backend.schemas import (
+    Alert,
+    DeadLetter,
+    InvalidRecord,
+    Log,
+    NodeEntry,
+    decode_as,
+    encode,
+    now_iso,
+)
+from backend.store import BulkOutcome, Snapshot, Store, StoreUnavailable
 from backend.store.base import StoredLog
 
 log = logging.getLogger("logdeck.indexer")
@@ -35,7 +44,7 @@ class IndexerStats:
     stored: int = 0
     duplicates: int = 0
     dead: int = 0
-    node_updates: int = 0
+    states: int = 0
 
     def add(self, outcome: BulkOutcome) -> None:
         self.stored += outcome.stored
@@ -71,32 +80,34 @@ class Indexer:
 
     async def process(self, batch: list[Incoming]) -> None:
         """Store one batch, retrying until the store has taken it."""
+        topics = self._settings.topics
         logs: list[StoredLog] = []
-        nodes: list[NodeUpdate] = []
+        snapshots: list[Snapshot] = []
         raw_of: dict[str, Incoming] = {}
         dead: list[Outgoing] = []
         for record in batch:
             try:
-                message = decode_message(record.value)
+                if record.topic == topics.logs:
+                    entry = decode_as(record.value, Log)
+                    ingested = record.header("ingested_at")
+                    logs.append(StoredLog(entry, ingested.decode() if ingested else None))
+                    raw_of[entry.log_id] = record
+                elif record.topic == topics.alerts:
+                    snapshots.append(Snapshot(record.offset, decode_as(record.value, Alert)))
+                else:
+                    snapshots.append(Snapshot(record.offset, decode_as(record.value, NodeEntry)))
             except InvalidRecord as error:
                 dead.append(self._dead_letter(record, f"not a valid message: {error}"))
-                continue
-            if isinstance(message, Log):
-                ingested = record.header("ingested_at")
-                logs.append(StoredLog(message, ingested.decode() if ingested else None))
-                raw_of[message.log_id] = record
-            else:
-                nodes.append(message)
         outcome = await self._stored(
             lambda: self._store.index_logs(logs), f"indexing {len(logs)} logs"
         )
         self.stats.add(outcome)
         dead += [self._dead_letter(raw_of[r.doc_id], r.reason) for r in outcome.rejected]
-        if nodes:
-            await self._stored(
-                lambda: self._store.update_nodes(nodes), "updating the node registry"
+        if snapshots:
+            states = await self._stored(
+                lambda: self._store.put_snapshots(snapshots), "storing alert and node states"
             )
-            self.stats.node_updates += len(nodes)
+            self.stats.states += states.stored
         if dead:
             self.stats.dead += len(dead)
             await retrying(
@@ -138,7 +149,7 @@ async def run_indexer(settings: Settings, bus: Bus, store: Store, stop: asyncio.
     """Run the indexer until `stop` is set."""
     topics = settings.topics
     group = settings.group("indexer")
-    subscription = bus.subscription([topics.logs, topics.registrations, topics.heartbeats], group)
+    subscription = bus.subscription([topics.logs, topics.alerts, topics.registry], group)
     dead = bus.publisher()
     indexer = Indexer(settings, store, subscription, dead)
 
@@ -161,7 +172,7 @@ async def _connect(
 ) -> None:
     kafka = f"Kafka at {settings.kafka}"
     await retrying(
-        lambda: bus.ensure_topics(settings.topics.all()),
+        lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
         what=f"creating topics on {kafka}",
         retry_on=(BusUnavailable,),
         log=log,

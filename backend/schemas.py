@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
+
+T = TypeVar("T")
 
 
 class Level(enum.StrEnum):
@@ -124,7 +126,6 @@ class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 _json_encoder: Final = msgspec.json.Encoder()
-_message_decoder: Final = msgspec.json.Decoder(Message)
 
 
 def validate_record(record: Any) -> Message:
@@ -145,16 +146,15 @@ def _explain(record: dict[Any, Any], reason: str) -> str:
     return reason
 
 
-def encode(message: Message | DeadLetter) -> bytes:
+def encode(message: msgspec.Struct) -> bytes:
     """JSON bytes, as they travel on Kafka."""
     return _json_encoder.encode(message)
 
 
-def decode_message(data: bytes) -> Message:
-    """A message back from its JSON bytes; `InvalidRecord` if they do not fit."""
+def decode_as(data: bytes, shape: type[T]) -> T:
+    """One JSON value of a known shape (a log, an alert, a registry entry)."""
     try:
-        message: Message = _message_decoder.decode(data)
-        return message
+        return msgspec.json.decode(data, type=shape)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise InvalidRecord(str(error)) from None
 

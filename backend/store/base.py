@@ -13,7 +13,7 @@ from datetime import date
 from typing import Protocol
 
 from backend.observe.base import LogQuery, SearchResult
-from backend.schemas import Heartbeat, Log, Registration
+from backend.schemas import Alert, Log, NodeEntry
 
 
 class StoreUnavailable(Exception):
@@ -43,17 +43,28 @@ class StoredLog:
     ingested_at: str | None
 
 
-NodeUpdate = Registration | Heartbeat
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state of one alert or node as of `version` (its offset on its compacted topic).
+
+    Stored with external versioning, so a replayed older state never overwrites a newer one.
+    """
+
+    version: int
+    state: Alert | NodeEntry
 
 
 class Store(Protocol):
     async def ensure_schema(self) -> None:
         """Create index templates and fixed indices that do not exist yet."""
 
+    async def healthy(self) -> bool:
+        """Whether the store answers right now (for status displays, not for retry logic)."""
+
     async def index_logs(self, logs: Sequence[StoredLog]) -> BulkOutcome: ...
 
-    async def update_nodes(self, updates: Sequence[NodeUpdate]) -> BulkOutcome:
-        """Fold registrations and heartbeats into the node registry, in order."""
+    async def put_snapshots(self, snapshots: Sequence[Snapshot]) -> BulkOutcome:
+        """Keep the newest state of each alert and node (older versions count as duplicates)."""
 
     async def search_logs(self, query: LogQuery) -> SearchResult:
         """A page of logs matching `query`, newest first, with hits over time."""

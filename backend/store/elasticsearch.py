@@ -17,8 +17,14 @@ from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from backend.config import Indices
 from backend.observe.base import LogQuery, SearchResult
-from backend.schemas import Heartbeat, Log
-from backend.store.base import BulkOutcome, NodeUpdate, Rejection, StoredLog, StoreUnavailable
+from backend.schemas import Alert, Log
+from backend.store.base import (
+    BulkOutcome,
+    Rejection,
+    Snapshot,
+    StoredLog,
+    StoreUnavailable,
+)
 from backend.store.search import build_search, histogram, text_note
 
 _encode = msgspec.json.Encoder().encode
@@ -55,7 +61,26 @@ NODE_MAPPINGS: Final[dict[str, Any]] = {
         "status": {"type": "keyword"},
         "registered_at": {"type": "date"},
         "last_heartbeat": {"type": "date"},
-        "updated_at": {"type": "date"},
+    },
+}
+
+ALERT_MAPPINGS: Final[dict[str, Any]] = {
+    "dynamic": "strict",
+    "properties": {
+        "alert_id": {"type": "keyword"},
+        "fingerprint": {"type": "keyword"},
+        "kind": {"type": "keyword"},
+        "severity": {"type": "keyword"},
+        "node_id": {"type": "keyword"},
+        "service_name": {"type": "keyword"},
+        "summary": {"type": "text"},
+        "first_seen": {"type": "date"},
+        "last_seen": {"type": "date"},
+        "count": {"type": "long"},
+        "state": {"type": "keyword"},
+        "acked_by": {"type": "keyword"},
+        "acked_at": {"type": "date"},
+        "resolved_at": {"type": "date"},
     },
 }
 
@@ -91,10 +116,22 @@ class ElasticsearchStore:
                     "mappings": LOG_MAPPINGS,
                 },
             )
-            if not await self._client.indices.exists(index=self._indices.nodes):
-                await self._client.options(ignore_status=400).indices.create(
-                    index=self._indices.nodes, settings=_SINGLE_SHARD, mappings=NODE_MAPPINGS
-                )
+            for index, mappings in (
+                (self._indices.nodes, NODE_MAPPINGS),
+                (self._indices.alerts, ALERT_MAPPINGS),
+            ):
+                if not await self._client.indices.exists(index=index):
+                    # 400 when another service created it in between: fine.
+                    await self._client.options(ignore_status=400).indices.create(
+                        index=index, settings=_SINGLE_SHARD, mappings=mappings
+                    )
+
+    async def healthy(self) -> bool:
+        try:
+            health = await self._client.cluster.health(timeout="2s")
+        except (TransportError, ApiError):
+            return False
+        return health.body.get("status") in ("yellow", "green")
 
     async def index_logs(self, logs: Sequence[StoredLog]) -> BulkOutcome:
         if not logs:
@@ -114,24 +151,21 @@ class ElasticsearchStore:
             lines.append(_encode(document))
         return await self._bulk(lines, "indexing logs")
 
-    async def update_nodes(self, updates: Sequence[NodeUpdate]) -> BulkOutcome:
-        merged: dict[str, dict[str, Any]] = {}
-        for update in updates:
-            fields = merged.setdefault(update.node_id, {"node_id": update.node_id})
-            if isinstance(update, Heartbeat):
-                fields.update(status=update.status, last_heartbeat=update.timestamp)
-            else:
-                fields.update(
-                    service_name=update.service_name,
-                    status=update.status or "UP",
-                    registered_at=update.timestamp,
-                )
-            fields["updated_at"] = update.timestamp
+    async def put_snapshots(self, snapshots: Sequence[Snapshot]) -> BulkOutcome:
         lines: list[bytes] = []
-        for node_id, fields in merged.items():
-            lines.append(_encode({"update": {"_index": self._indices.nodes, "_id": node_id}}))
-            lines.append(_encode({"doc": fields, "doc_as_upsert": True}))
-        return await self._bulk(lines, "updating the node registry")
+        for snapshot in snapshots:
+            state = snapshot.state
+            index, doc_id = (
+                (self._indices.alerts, state.alert_id)
+                if isinstance(state, Alert)
+                else (self._indices.nodes, state.node_id)
+            )
+            action = {"_index": index, "_id": doc_id, "version": snapshot.version}
+            lines.append(_encode({"index": action | {"version_type": "external"}}))
+            lines.append(_encode(state))
+        if not lines:
+            return BulkOutcome()
+        return await self._bulk(lines, "storing alert and node states")
 
     async def search_logs(self, query: LogQuery) -> SearchResult:
         body = build_search(query)

@@ -13,8 +13,17 @@ from backend import retry
 from backend.bus import Delivery, Incoming, Outgoing
 from backend.config import Settings
 from backend.indexer import Indexer
-from backend.schemas import encode, validate_record
-from backend.store import BulkOutcome, NodeUpdate, Rejection, StoreUnavailable
+from backend.schemas import (
+    Alert,
+    AlertKind,
+    AlertState,
+    NodeEntry,
+    NodeStatus,
+    Severity,
+    encode,
+    validate_record,
+)
+from backend.store import BulkOutcome, Rejection, Snapshot, StoreUnavailable
 from backend.store.base import StoredLog
 from tests.records import make_log
 
@@ -26,7 +35,7 @@ class FakeStore:
         self.outages = outages
         self.refuse = refuse
         self.logs: dict[str, StoredLog] = {}
-        self.nodes: list[NodeUpdate] = []
+        self.snapshots: list[Snapshot] = []
 
     async def ensure_schema(self) -> None: ...
 
@@ -45,9 +54,9 @@ class FakeStore:
                 outcome.stored += 1
         return outcome
 
-    async def update_nodes(self, updates: Sequence[NodeUpdate]) -> BulkOutcome:
-        self.nodes += updates
-        return BulkOutcome(stored=len(updates))
+    async def put_snapshots(self, snapshots: Sequence[Snapshot]) -> BulkOutcome:
+        self.snapshots += snapshots
+        return BulkOutcome(stored=len(snapshots))
 
     async def delete_logs_before(self, day: date) -> list[str]:
         return []
@@ -155,20 +164,30 @@ async def test_refused_documents_and_undecodable_records_become_dead_letters() -
     )
 
 
-async def test_registrations_and_heartbeats_feed_the_node_registry() -> None:
+async def test_alert_and_registry_states_are_stored_with_their_offset_as_version() -> None:
     stamp = "2026-11-24T10:00:00.000Z"
-    registration = {
-        "node_id": "n",
-        "message_type": "REGISTRATION",
-        "service_name": "S",
-        "timestamp": stamp,
-    }
-    heartbeat = {"node_id": "n", "message_type": "HEARTBEAT", "status": "UP", "timestamp": stamp}
-    batch = [
-        incoming(encode(validate_record(registration)), 0, "unit.registrations"),
-        incoming(encode(validate_record(heartbeat)), 1, "unit.heartbeats"),
-    ]
+    node = NodeEntry(
+        node_id="n",
+        service_name="S",
+        status=NodeStatus.UP,
+        registered_at=stamp,
+        last_heartbeat=stamp,
+    )
+    alert = Alert(
+        alert_id="a1",
+        fingerprint="LOG_LEVEL:S:E1",
+        kind=AlertKind.LOG_LEVEL,
+        severity=Severity.ERROR,
+        node_id="n",
+        service_name="S",
+        summary="E1 on S",
+        first_seen=stamp,
+        last_seen=stamp,
+        count=3,
+        state=AlertState.OPEN,
+    )
+    batch = [incoming(encode(node), 41, "unit.registry"), incoming(encode(alert), 7, "unit.alerts")]
     store = FakeStore()
     subscription = FakeSubscription([batch])
     await run_batches(Indexer(SETTINGS, store, subscription, FakePublisher()), subscription, 1)
-    assert [type(update).__name__ for update in store.nodes] == ["Registration", "Heartbeat"]
+    assert [(s.version, s.state) for s in store.snapshots] == [(41, node), (7, alert)]

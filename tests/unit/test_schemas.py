@@ -12,9 +12,10 @@ from backend.schemas import (
     InvalidRecord,
     Level,
     Log,
+    NodeEntry,
     NodeStatus,
     Registration,
-    decode_message,
+    decode_as,
     encode,
     iso_millis,
     now_iso,
@@ -52,9 +53,11 @@ def test_seed_shapes_round_trip_field_for_field() -> None:
     assert msgspec.json.decode(encode(validate_record(warn))) == warn
 
 
-def test_decode_message_reads_what_encode_wrote() -> None:
+def test_decode_as_reads_what_encode_wrote_and_names_what_does_not_fit() -> None:
     log = validate_record(make_log(level="FATAL"))
-    assert decode_message(encode(log)) == log
+    assert decode_as(encode(log), Log) == log
+    with pytest.raises(InvalidRecord, match="Expected `str`, got `int`"):
+        decode_as(b'{"node_id": 1}', NodeEntry)
 
 
 @pytest.mark.parametrize(
