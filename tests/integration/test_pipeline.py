@@ -61,6 +61,7 @@ def test_three_nodes_for_ten_seconds_every_log_stored_exactly_once(
     launch: Launch,
     tmp_path: Path,
 ) -> None:
+    launch("monitor")  # keeps the registry that the indexer copies into the nodes index
     ledger = tmp_path / "ledger"
     fleet = simulate(launch, settings, ledger, "--nodes", "3", "--rate", "60", "--duration", "10")
     assert fleet.wait(90) == 0, fleet.output()
@@ -69,10 +70,14 @@ def test_three_nodes_for_ten_seconds_every_log_stored_exactly_once(
     assert len(set(sent)) == len(sent)
     assert_stored_exactly_once(es, settings, sent)
 
-    es.indices.refresh(index=settings.indices.nodes)
+    def nodes_down() -> bool:
+        es.indices.refresh(index=settings.indices.nodes)
+        hits = es.search(index=settings.indices.nodes, size=10)["hits"]["hits"]
+        return [hit["_source"]["status"] for hit in hits] == ["DOWN"] * 3  # each said goodbye
+
+    wait_until(nodes_down, 30, "three nodes DOWN in the nodes index")
     nodes = es.search(index=settings.indices.nodes, size=10)["hits"]["hits"]
-    assert sorted(hit["_source"]["status"] for hit in nodes) == ["DOWN"] * 3  # each said goodbye
-    assert all(hit["_source"]["service_name"] for hit in nodes)
+    assert all(hit["_source"]["service_name"] and hit["_source"]["registered_at"] for hit in nodes)
 
 
 def test_indexer_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(

@@ -1,0 +1,1 @@
+"""The heartbeat monitor: the node registry and NODE_DOWN detection (`logdeck monitor`)."""

@@ -1,0 +1,302 @@
+"""`logdeck monitor`: the node registry and NODE_DOWN alerts, from registrations and heartbeats.
+
+The monitor reads `registrations` and `heartbeats` as consumer group `monitor`, keeps the
+registry (`Registry`), publishes each change as a NodeEntry snapshot on the compacted
+`registry` topic keyed by node_id, and sends RaiseAlert / ClearAlert commands for
+NODE_DOWN to the alerter, which owns the alerts. Offsets are committed only once a
+batch's changes are on Kafka; a batch replayed after a crash changes nothing, since the
+registry ignores records no newer than what it holds.
+
+Silence is judged only where the monitor knows it has read everything (`Progress`), so a
+monitor that starts, restarts, rebalances or falls behind judges nobody until it has
+caught up, and then gives every node a full timeout from that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from aiokafka import TopicPartition
+
+from backend.bus import Bus, BusUnavailable, Incoming, Outgoing, Publisher
+from backend.bus.kafka import KafkaSubscription
+from backend.config import Settings
+from backend.monitor.progress import Progress
+from backend.monitor.registry import Change, Event, Kind, Policy, Registry
+from backend.retry import retrying
+from backend.runner import ServiceError, until_stopped
+from backend.schemas import (
+    AlertKind,
+    ClearAlert,
+    Heartbeat,
+    InvalidRecord,
+    NodeEntry,
+    NodeStatus,
+    RaiseAlert,
+    Registration,
+    Severity,
+    decode_as,
+    encode,
+    now_iso,
+)
+
+log = logging.getLogger("logdeck.monitor")
+
+BATCH_RECORDS: Final = 5000
+POLL_MS: Final = 100
+"""How long a poll waits for records: also how often silence is judged when all is quiet."""
+_REPORT_EVERY_S: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorOptions:
+    timeout_s: float | None = None
+    """Silence after which a node is DOWN; None: 3 of the node's heartbeat intervals."""
+
+
+def node_down_fingerprint(node_id: str) -> str:
+    return f"{AlertKind.NODE_DOWN}:{node_id}"
+
+
+@dataclass(slots=True)
+class MonitorStats:
+    raised: int = 0
+    cleared: int = 0
+    published: int = 0
+    invalid: int = 0
+
+
+class Monitor:
+    """The registry fed from Kafka, its changes published back to Kafka."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        subscription: KafkaSubscription,
+        publisher: Publisher,
+        registry: Registry,
+    ) -> None:
+        self._settings = settings
+        self._bus = bus
+        self._subscription = subscription
+        self._publisher = publisher
+        self.registry = registry
+        topics = settings.topics
+        self._progress = Progress(subscription.consumer, (topics.registrations, topics.heartbeats))
+        self._announced = False
+        self.stats = MonitorStats()
+
+    async def watch(self) -> None:
+        """Take batch after batch and judge silence, forever; cancel to stop."""
+        reported = time.monotonic()
+        while True:
+            batch = await self._subscription.poll(BATCH_RECORDS, timeout_ms=POLL_MS)
+            now = time.monotonic()
+            gained = await self._progress.refresh(now)
+            if gained:
+                await self._restore(gained, now)
+            self._announce_catch_up()
+            changes: list[Change] = []
+            # Ingestion order across partitions; a registration before a heartbeat of its ms.
+            for record in sorted(batch, key=self._order):
+                changes += self._take(record, now)
+            changes += self.registry.judge(now, self._progress.observe)
+            if changes:
+                await self._publish(changes)
+            if batch:
+                await retrying(
+                    self._subscription.commit,
+                    what="committing offsets on Kafka",
+                    retry_on=(BusUnavailable,),
+                    log=log,
+                )
+            if now - reported >= _REPORT_EVERY_S:
+                reported = now
+                self._report()
+
+    def _order(self, record: Incoming) -> tuple[int, int]:
+        return record.timestamp_ms, record.topic == self._settings.topics.heartbeats
+
+    async def _restore(self, gained: set[TopicPartition], now: float) -> None:
+        """The registry entries of nodes on newly gained partitions, as last published."""
+        self._announced = False
+        topic = self._settings.topics.registry
+        records = await retrying(
+            lambda: self._bus.snapshot(topic),
+            what=f"reading the registry from {topic}",
+            retry_on=(BusUnavailable,),
+            log=log,
+        )
+        latest: dict[str, NodeEntry] = {}
+        for record in records:
+            if not record.value:
+                latest.pop(record.key.decode() if record.key else "", None)  # a tombstone
+                continue
+            try:
+                entry = decode_as(record.value, NodeEntry)
+            except InvalidRecord as error:
+                log.warning("skipping a registry record at offset %d: %s", record.offset, error)
+                continue
+            latest[entry.node_id] = entry
+        ours = [entry for entry in latest.values() if self._on(entry.node_id, gained)]
+        self.registry.restore(ours, now)
+        down = sum(1 for entry in ours if entry.status is NodeStatus.DOWN)
+        log.info(
+            "gained %d partitions; restored %d nodes from %s (%d down)",
+            len(gained),
+            len(ours),
+            topic,
+            down,
+        )
+
+    def _on(self, node_id: str, partitions: set[TopicPartition]) -> bool:
+        lanes = self._progress.lanes(node_id)
+        return lanes is None or any(lane in partitions for lane in lanes)
+
+    def _announce_catch_up(self) -> None:
+        progress = self._progress
+        if self._announced or not progress.owned or progress.caught_up < progress.owned:
+            return
+        self._announced = True
+        policy = self.registry.policy
+        grace = (
+            f"{policy.timeout_s:g} s"
+            if policy.timeout_s is not None
+            else f"{policy.intervals:g} heartbeat intervals"
+        )
+        log.info(
+            "caught up on all %d partitions; judging silence, every node given %s from now",
+            progress.owned,
+            grace,
+        )
+
+    def _take(self, record: Incoming, now: float) -> list[Change]:
+        try:
+            message = self._decode(record)
+        except InvalidRecord as error:
+            self.stats.invalid += 1
+            where = f"{record.topic}[{record.partition}] offset {record.offset}"
+            log.warning("skipping %s: %s", where, error)
+            return []
+        self._progress.note(message.node_id, record)
+        return self.registry.take(Event(message, record.timestamp_ms, now))
+
+    def _decode(self, record: Incoming) -> Registration | Heartbeat:
+        if record.topic == self._settings.topics.heartbeats:
+            return decode_as(record.value, Heartbeat)
+        return decode_as(record.value, Registration)
+
+    async def _publish(self, changes: list[Change]) -> None:
+        records = [outgoing for change in changes for outgoing in self._records(change)]
+        await retrying(
+            lambda: self._publisher.publish(records),
+            what=f"publishing {len(records)} registry changes and alert commands",
+            retry_on=(BusUnavailable,),
+            log=log,
+        )
+        self.stats.published += len(changes)
+        for change in changes:
+            if change.kind is Kind.WENT_DOWN:
+                self.stats.raised += 1
+                log.warning("NODE_DOWN raised: %s", change.summary)
+            elif change.kind is Kind.CAME_BACK:
+                self.stats.cleared += 1
+                log.info("NODE_DOWN cleared: %s", change.summary)
+            elif change.kind is Kind.UNREGISTERED:
+                log.warning("%s; registered it without a service", change.summary)
+            elif change.kind is Kind.REGISTERED:
+                log.info(change.summary)
+
+    def _records(self, change: Change) -> list[Outgoing]:
+        topics = self._settings.topics
+        entry = change.entry
+        records = [Outgoing(topics.registry, entry.node_id.encode(), encode(entry))]
+        fingerprint = node_down_fingerprint(entry.node_id)
+        command: RaiseAlert | ClearAlert
+        if change.kind is Kind.WENT_DOWN:
+            command = RaiseAlert(
+                fingerprint=fingerprint,
+                kind=AlertKind.NODE_DOWN,
+                severity=Severity.CRITICAL,
+                node_id=entry.node_id,
+                service_name=entry.service_name,
+                summary=change.summary,
+                at=now_iso(),
+            )
+        elif change.kind is Kind.CAME_BACK:
+            command = ClearAlert(fingerprint=fingerprint, summary=change.summary, at=now_iso())
+        else:
+            return records
+        records.append(Outgoing(topics.alert_commands, fingerprint.encode(), encode(command)))
+        return records
+
+    def _report(self) -> None:
+        entries = self.registry.entries()
+        down = sum(1 for entry in entries if entry.status is NodeStatus.DOWN)
+        log.info(
+            "registry: %d nodes, %d down; caught up on %d/%d partitions; totals: %s",
+            len(entries),
+            down,
+            self._progress.caught_up,
+            self._progress.owned,
+            self.stats,
+        )
+
+
+async def run_monitor(
+    settings: Settings, bus: Bus, stop: asyncio.Event, options: MonitorOptions
+) -> None:
+    """Run the heartbeat monitor until `stop` is set."""
+    topics = settings.topics
+    group = settings.group("monitor")
+    subscription = bus.subscription([topics.registrations, topics.heartbeats], group)
+    if not isinstance(subscription, KafkaSubscription):
+        raise ServiceError("the heartbeat monitor needs Kafka: it judges silence by its offsets")
+    publisher = bus.publisher()
+    monitor = Monitor(
+        settings, bus, subscription, publisher, Registry(Policy(timeout_s=options.timeout_s))
+    )
+
+    async def work() -> None:
+        await _connect(settings, bus, subscription, publisher)
+        log.info(
+            "monitor reading %s and %s as group %s; registry on %s, alerts to %s",
+            topics.registrations,
+            topics.heartbeats,
+            group,
+            topics.registry,
+            topics.alert_commands,
+        )
+        await monitor.watch()
+
+    try:
+        await until_stopped(work(), stop)
+    finally:
+        for closing in (subscription.stop(), publisher.stop()):
+            with contextlib.suppress(Exception):
+                await closing
+        log.info("monitor stopped; %d nodes; totals: %s", len(monitor.registry), monitor.stats)
+
+
+async def _connect(
+    settings: Settings, bus: Bus, subscription: KafkaSubscription, publisher: Publisher
+) -> None:
+    kafka = f"Kafka at {settings.kafka}"
+    await retrying(
+        lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
+        what=f"creating topics on {kafka}",
+        retry_on=(BusUnavailable,),
+        log=log,
+    )
+    await retrying(
+        subscription.start, what=f"subscribing to {kafka}", retry_on=(BusUnavailable,), log=log
+    )
+    await retrying(
+        publisher.start, what=f"connecting to {kafka}", retry_on=(BusUnavailable,), log=log
+    )
