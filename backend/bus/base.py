@@ -18,6 +18,10 @@ class BusUnavailable(Exception):
     """The broker cannot be reached or refused the request; worth retrying later."""
 
 
+class PublisherFenced(Exception):
+    """A newer publisher with the same transactional id has taken over; this one must stop."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     topic: str
@@ -71,9 +75,35 @@ class Subscription(Protocol):
         """Mark everything returned by `poll` so far as processed by this group."""
 
 
+class TransactionalPublisher(Protocol):
+    """Publishes records and marks the records they came from as consumed, atomically.
+
+    Readers of the topics (reading committed records only) see the records of a `commit`
+    together with the group's new offsets, or neither: a crash between the two cannot
+    publish a result twice or lose one. Starting a publisher with a transactional id
+    fences any earlier publisher with that id and settles its unfinished commit first.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def commit(
+        self, records: Sequence[Outgoing], consumed: Sequence[Incoming], group: str
+    ) -> None:
+        """Publish `records` and commit `consumed` for `group`, all or nothing.
+
+        `BusUnavailable` when it did not happen (nothing of it is visible);
+        `PublisherFenced` when another publisher took over the transactional id.
+        """
+
+
 class Bus(Protocol):
     async def ensure_topics(self, topics: Sequence[str], compacted: Sequence[str] = ()) -> None:
         """Create the topics that do not exist yet; `compacted` ones keep the latest per key."""
+
+    async def healthy(self) -> bool:
+        """Whether the broker answers right now (for status displays, not for retry logic)."""
 
     async def snapshot(self, topic: str) -> list[Incoming]:
         """Every record the topic holds now (for a compacted topic: the state to start from)."""
@@ -84,3 +114,9 @@ class Bus(Protocol):
         self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
     ) -> Subscription:
         """A reader of `topics`; with a group, partitions are shared and offsets committed."""
+
+    def transactional_publisher(self, transactional_id: str) -> TransactionalPublisher:
+        """A publisher whose commits are atomic; one id per instance of a service, stable."""
+
+    def tail(self, topics: Sequence[str]) -> Subscription:
+        """A reader of every record published to `topics` after its `start()` returns."""

@@ -14,16 +14,28 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    IllegalOperation,
+    InvalidProducerEpoch,
+    KafkaError,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+)
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from backend.bus.base import BusUnavailable, Delivery, Incoming, Outgoing
+from backend.bus.base import BusUnavailable, Delivery, Incoming, Outgoing, PublisherFenced
+from backend.stack.kafka import kafka_ready
 
 _BATCH_BYTES = 512 * 1024
 _LINGER_MS = 5
 _KEY_CACHE_SIZE = 100_000
 _SNAPSHOT_TIMEOUT_S = 120.0
+_TRANSACTION_RETRY_MS = 10
+"""Kafka 4 answers a transaction's first write that races the markers of the one before
+with NOT_ENOUGH_REPLICAS (KIP-890, to clients of the older protocol such as aiokafka),
+so this wait comes with nearly every transaction: the default 100 ms would add to every
+result's latency."""
 
 
 class KafkaPublisher:
@@ -179,6 +191,96 @@ class KafkaSubscription:
             raise BusUnavailable(f"offset commit failed: {error}") from error
 
 
+class KafkaTail(KafkaSubscription):
+    """Every partition of `topics`, from their ends as `start()` found them.
+
+    The ends are positions resolved before `start()` returns, not a reset left for the
+    first fetch, so nothing published after `start()` can slip past the reader.
+    """
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        super().__init__(bootstrap, (), None, from_beginning=False)
+        self._topics = tuple(topics)
+
+    async def start(self) -> None:
+        await super().start()
+        consumer = self.consumer
+        try:
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic in self._topics
+                for partition in sorted(await _partitions(consumer, topic))
+            ]
+            consumer.assign(partitions)
+            if not await consumer.seek_to_end(*partitions):
+                raise BusUnavailable(f"Kafka did not tell the ends of {', '.join(self._topics)}")
+        except KafkaError as error:
+            await super().stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+        except BusUnavailable:
+            await super().stop()
+            raise
+
+
+class KafkaTransactionalPublisher:
+    """Kafka transactions: the records and the group's offsets in one commit.
+
+    Starting a producer with a transactional id bumps the id's epoch: Kafka first settles
+    the open transaction of any earlier producer with that id (a crashed or stalled
+    instance) and refuses that producer's writes from then on.
+    """
+
+    def __init__(self, bootstrap: str, transactional_id: str) -> None:
+        self._bootstrap = bootstrap
+        self._transactional_id = transactional_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            transactional_id=self._transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            retry_backoff_ms=_TRANSACTION_RETRY_MS,
+        )
+        try:
+            await producer.start()
+        except KafkaError as error:
+            await producer.stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def commit(
+        self, records: Sequence[Outgoing], consumed: Sequence[Incoming], group: str
+    ) -> None:
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("transactional publisher used before start()")
+        offsets: dict[TopicPartition, int] = {}
+        for done in consumed:
+            partition = TopicPartition(done.topic, done.partition)
+            offsets[partition] = max(offsets.get(partition, 0), done.offset + 1)
+        try:
+            async with producer.transaction():
+                for record in records:
+                    await producer.send(
+                        record.topic, record.value, key=record.key, headers=list(record.headers)
+                    )
+                if offsets:
+                    await producer.send_offsets_to_transaction(offsets, group)
+        except (ProducerFenced, InvalidProducerEpoch) as error:
+            raise PublisherFenced(
+                f"another producer took over transactional id {self._transactional_id!r}"
+            ) from error
+        except (KafkaError, IllegalOperation) as error:
+            raise BusUnavailable(f"Kafka transaction failed: {error!r}") from error
+
+
 class KafkaBus:
     def __init__(self, bootstrap: str, partitions: int = 6) -> None:
         self._bootstrap = bootstrap
@@ -208,6 +310,9 @@ class KafkaBus:
         finally:
             await admin.close()
 
+    async def healthy(self) -> bool:
+        return await asyncio.to_thread(kafka_ready, self._bootstrap)
+
     async def snapshot(self, topic: str) -> list[Incoming]:
         subscription = KafkaSubscription(self._bootstrap, (), None, True)
         consumer = subscription.consumer
@@ -236,6 +341,12 @@ class KafkaBus:
         self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
     ) -> KafkaSubscription:
         return KafkaSubscription(self._bootstrap, topics, group, from_beginning)
+
+    def transactional_publisher(self, transactional_id: str) -> KafkaTransactionalPublisher:
+        return KafkaTransactionalPublisher(self._bootstrap, transactional_id)
+
+    def tail(self, topics: Sequence[str]) -> KafkaTail:
+        return KafkaTail(self._bootstrap, topics)
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

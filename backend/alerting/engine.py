@@ -1,0 +1,272 @@
+"""The alerts' state machine: which alerts a log or a command changes, and how.
+
+No I/O and no clock: every time comes from the records themselves (a log's timestamp, a
+command's `at`), so the same input always gives the same alerts with the same ids, on
+any machine and on any replay.
+
+Matches of one fingerprint (rule, service and error code; what the monitor names for a
+NODE_DOWN) within the fold window after an alert's last_seen fold into that alert: its
+count and last_seen grow, and a RESOLVED alert opens again. A match after the window
+starts a new alert. The lifecycle is OPEN -> ACKED -> RESOLVED, with UNACK back to OPEN.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from msgspec.structs import replace
+
+from backend.alerting.rules import Rate, Rule, RuleSet
+from backend.schemas import (
+    Acknowledge,
+    Alert,
+    AlertCommand,
+    AlertKind,
+    AlertState,
+    ClearAlert,
+    Level,
+    Log,
+    RaiseAlert,
+    Resolve,
+    Severity,
+    Unacknowledge,
+    iso_millis,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One firing of a condition: a rule matching a log, or the monitor's RAISE."""
+
+    fingerprint: str
+    kind: AlertKind
+    severity: Severity
+    node_id: str | None
+    service_name: str | None
+    summary: str
+    at: datetime
+
+
+class AlertEngine:
+    """Every alert known, and the changes each log or command makes to them.
+
+    Start it from the alerts topic's latest snapshots to carry on where the last run
+    stopped: the newest alert of each fingerprint is the one later matches fold into.
+    The rate windows of BURST rules are not part of any snapshot and start empty.
+    """
+
+    def __init__(self, rules: RuleSet, alerts: Iterable[Alert] = ()) -> None:
+        self._rules = rules.rules
+        self._fold_s = rules.fold_window_s
+        self._alerts: dict[str, Alert] = {}
+        self._current: dict[str, Alert] = {}
+        self._rates: dict[tuple[str, str], _RateWindow] = {}
+        for alert in alerts:
+            self._store(alert)
+
+    @property
+    def alerts(self) -> Mapping[str, Alert]:
+        """Every alert by alert_id, in its latest state."""
+        return self._alerts
+
+    def on_log(self, log: Log) -> list[Alert]:
+        """The alerts `log` changes: one per rule that fires on it."""
+        changed: list[Alert] = []
+        when: datetime | None = None
+        for rule in self._rules:
+            if not rule.matches(log):
+                continue
+            when = when or _moment(log.timestamp)
+            if rule.rate is not None and not self._over_rate(rule.name, rule.rate, log, when):
+                continue
+            changed.append(self._occur(_occurrence(rule, log, when)))
+        return changed
+
+    def on_command(self, command: AlertCommand) -> Alert | None:
+        """The alert `command` changes, or None when it changes nothing (or names no alert).
+
+        `ValueError` when its `at` is not an ISO 8601 time.
+        """
+        if isinstance(command, RaiseAlert):
+            return self._occur(
+                Occurrence(
+                    command.fingerprint,
+                    command.kind,
+                    command.severity,
+                    command.node_id,
+                    command.service_name,
+                    command.summary,
+                    _moment(command.at),
+                )
+            )
+        if isinstance(command, ClearAlert):
+            return self._clear(command)
+        alert = self._alerts.get(command.alert_id)
+        if alert is None:
+            return None
+        at = iso_millis(_moment(command.at))
+        if isinstance(command, Acknowledge) and alert.state is AlertState.OPEN:
+            return self._store(
+                replace(alert, state=AlertState.ACKED, acked_by=command.by, acked_at=at)
+            )
+        if isinstance(command, Unacknowledge) and alert.state is AlertState.ACKED:
+            return self._store(replace(alert, state=AlertState.OPEN, acked_by=None, acked_at=None))
+        if isinstance(command, Resolve) and alert.state is not AlertState.RESOLVED:
+            return self._store(replace(alert, state=AlertState.RESOLVED, resolved_at=at))
+        return None
+
+    def _clear(self, command: ClearAlert) -> Alert | None:
+        """Resolve the alert of the fingerprint; the condition was seen until the CLEAR."""
+        alert = self._current.get(command.fingerprint)
+        if alert is None or alert.state is AlertState.RESOLVED:
+            return None
+        at = iso_millis(_moment(command.at))
+        return self._store(
+            replace(
+                alert,
+                state=AlertState.RESOLVED,
+                resolved_at=at,
+                summary=command.summary,
+                last_seen=max(alert.last_seen, at),
+            )
+        )
+
+    def _over_rate(self, rule: str, rate: Rate, log: Log, when: datetime) -> bool:
+        window = self._rates.get((rule, log.service_name))
+        if window is None:
+            window = self._rates[(rule, log.service_name)] = _RateWindow(rate.window_s)
+        return window.add(when.timestamp()) > rate.count
+
+    def _occur(self, occurrence: Occurrence) -> Alert:
+        """Fold `occurrence` into the current alert of its fingerprint, or start one."""
+        current = self._current.get(occurrence.fingerprint)
+        at = iso_millis(occurrence.at)
+        if current is None or self._beyond_fold(current, occurrence.at):
+            return self._store(
+                Alert(
+                    alert_id=alert_id(occurrence.fingerprint, at),
+                    fingerprint=occurrence.fingerprint,
+                    kind=occurrence.kind,
+                    severity=occurrence.severity,
+                    node_id=occurrence.node_id,
+                    service_name=occurrence.service_name,
+                    summary=occurrence.summary,
+                    first_seen=at,
+                    last_seen=at,
+                    count=1,
+                    state=AlertState.OPEN,
+                )
+            )
+        newest = at >= current.last_seen
+        folded = replace(
+            current,
+            severity=occurrence.severity,
+            # The node, while every occurrence came from one; None once several did.
+            node_id=current.node_id if current.node_id == occurrence.node_id else None,
+            summary=occurrence.summary if newest else current.summary,
+            first_seen=min(current.first_seen, at),
+            last_seen=at if newest else current.last_seen,
+            count=current.count + 1,
+        )
+        if folded.state is AlertState.RESOLVED:
+            folded = replace(
+                folded, state=AlertState.OPEN, acked_by=None, acked_at=None, resolved_at=None
+            )
+        return self._store(folded)
+
+    def _beyond_fold(self, alert: Alert, at: datetime) -> bool:
+        return (at - _moment(alert.last_seen)).total_seconds() > self._fold_s
+
+    def _store(self, alert: Alert) -> Alert:
+        """Keep `alert`; the newest alert of a fingerprint (by first_seen) is its current one.
+
+        Every time kept is in the one shape `iso_millis` writes, so text order is time order.
+        """
+        self._alerts[alert.alert_id] = alert
+        current = self._current.get(alert.fingerprint)
+        if (
+            current is None
+            or current.alert_id == alert.alert_id
+            or alert.first_seen > current.first_seen
+        ):
+            self._current[alert.fingerprint] = alert
+        return alert
+
+
+class _RateWindow:
+    """Times of a rule's recent matches for one service, oldest first, within `window_s`."""
+
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._times: deque[float] = deque()
+
+    def add(self, when: float) -> int:
+        """Record a match at `when`; how many lie within the window ending at the newest."""
+        if not self._times or when >= self._times[-1]:
+            self._times.append(when)
+        else:
+            bisect.insort(self._times, when)  # a late record, from a slower partition
+        start = self._times[-1] - self._window_s
+        while self._times[0] <= start:
+            self._times.popleft()
+        return len(self._times)
+
+
+def _occurrence(rule: Rule, log: Log, when: datetime) -> Occurrence:
+    service = log.service_name
+    if rule.kind is AlertKind.BURST:
+        assert rule.rate is not None
+        return Occurrence(
+            f"{rule.name}:{service}",
+            rule.kind,
+            rule.severity,
+            None,
+            service,
+            f"more than {rule.rate.count} {_what(rule)} from {service} "
+            f"within {rule.rate.window_s:g} s",
+            when,
+        )
+    if rule.kind is AlertKind.THRESHOLD:
+        return Occurrence(
+            f"{rule.name}:{service}",
+            rule.kind,
+            rule.severity,
+            log.node_id,
+            service,
+            f"{log.message} ({log.response_time_ms:g} ms, limit {log.threshold_limit_ms:g} ms)",
+            when,
+        )
+    details = log.error_details
+    code = details.error_code if details else "-"
+    return Occurrence(
+        f"{rule.name}:{service}:{code}",
+        rule.kind,
+        rule.severity,
+        log.node_id,
+        service,
+        f"{code}: {details.error_message}" if details else log.message,
+        when,
+    )
+
+
+def _what(rule: Rule) -> str:
+    if not rule.levels:
+        return "matching logs"
+    levels: list[Level] = sorted(rule.levels, key=lambda level: level.rank)
+    return "/".join(levels) + " logs"
+
+
+def alert_id(fingerprint: str, first_seen: str) -> str:
+    """The same alert gets the same id on every replay: a hash of what makes it unique."""
+    return hashlib.blake2b(f"{fingerprint}@{first_seen}".encode(), digest_size=8).hexdigest()
+
+
+def _moment(timestamp: str) -> datetime:
+    """The instant an ISO 8601 time names; one without a zone is taken as UTC."""
+    parsed = datetime.fromisoformat(timestamp)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

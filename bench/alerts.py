@@ -1,0 +1,496 @@
+"""ERROR -> alert latency through the real pipeline, under a steady background of logs.
+
+The accumulator and the alerter run as subprocesses on the real Kafka. A background
+sender, in a process of its own, keeps `--rate` simulated logs per second flowing through
+the accumulator (the default level mix, so the alerter folds hundreds of ERRORs, WARNs
+and bursts a second while it is measured). Meanwhile probe ERRORs, each with an error
+code of its own so that each opens an alert, leave a separate sender one by one; the
+clock runs from just before a probe is handed to its sender until the alert's first
+snapshot is readable on the alerts topic (read_committed: once the alerter's transaction
+has committed).
+
+Both clocks are this process's `perf_counter`, so no clock skew enters the figures.
+Everything runs in a fresh namespace whose topics are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import multiprocessing
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from backend.alerting.service import BATCH_RECORDS
+from backend.bus.kafka import KafkaBus
+from backend.config import Settings
+from backend.forward.sender import AckSender
+from backend.schemas import Alert, InvalidRecord, decode_as, now_iso
+from bench.common import (
+    BenchError,
+    Phase,
+    Service,
+    background_busy,
+    deadline_in,
+    free_port,
+    render_table,
+    wait_for_port,
+)
+from bench.ingest import code_state, machine, service_flags
+from simulators.traffic import PROFILES, Traffic
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "alerts.json"
+DEFAULT_ALERTS = 1000
+QUICK_ALERTS = 200
+DEFAULT_RATE = 5000.0
+DEFAULT_PROBE_RATE = 50.0
+
+TARGET_P99_MS = 250.0
+TARGET_BACKGROUND_SHARE = 0.95
+"""Share of `--rate` the background must reach for the run to count as under that load."""
+
+PROBE_SERVICE = "BenchProbe"
+PROBE_NODE = "bench-probe-01"
+BACKGROUND_POOL = 20_000
+BACKGROUND_TICK_S = 0.01
+WARM_UP_S = 2.0
+START_TIMEOUT_S = 60.0
+SETTLE_TIMEOUT_S = 30.0
+BUSY_BEFORE_START = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class Latencies:
+    """Milliseconds from each probe's send to its alert, sorted."""
+
+    values: list[float]
+
+    def at(self, share: float) -> float:
+        """The nearest-rank percentile: the smallest value with `share` of them at or below."""
+        return self.values[max(0, math.ceil(share * len(self.values)) - 1)]
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "p50": self.at(0.50),
+            "p90": self.at(0.90),
+            "p99": self.at(0.99),
+            "max": self.values[-1],
+            "mean": sum(self.values) / len(self.values),
+        }
+
+
+class AlertWatch:
+    """Reads the alerts topic as consoles do (committed only) and times each probe's alert."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = settings.topics.alerts
+        self._consumer = AIOKafkaConsumer(
+            self._topic,
+            bootstrap_servers=settings.kafka,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=20,
+        )
+        self._prefix = f"error:{PROBE_SERVICE}:"
+        self.seen: dict[str, float] = {}
+        self.snapshots = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            arrived = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    self.snapshots += 1
+                    self._note(record.value, arrived)
+
+    def _note(self, value: bytes, arrived: float) -> None:
+        try:
+            alert = decode_as(value, Alert)
+        except InvalidRecord:
+            return
+        if alert.fingerprint.startswith(self._prefix):
+            self.seen.setdefault(alert.fingerprint.removeprefix(self._prefix), arrived)
+
+
+class Background:
+    """`rate` simulated logs per second through the accumulator, until stopped.
+
+    It runs in a process of its own (`background_process`), as the other services of a
+    real system would: its work never delays the probes' sends or the alerts' reading.
+    """
+
+    def __init__(self, port: int, rate: float, seed: int) -> None:
+        rng = random.Random(seed)
+        nodes = [
+            Traffic(f"bench-{profile.short}-{index:02d}", profile.name, rng)
+            for profile in PROFILES
+            for index in range(1, 4)
+        ]
+        self._pool = [msgspec.to_builtins(rng.choice(nodes).log()) for _ in range(BACKGROUND_POOL)]
+        self._sender = AckSender("logdeck", "127.0.0.1", port)
+        self._rate = rate
+        self._sent = 0
+
+    async def run(self) -> None:
+        """Paced in ticks of 10 ms; each record gets a fresh log_id and the time it is sent."""
+        await self._sender.start()
+        started = time.perf_counter()
+        while True:
+            due = int((time.perf_counter() - started) * self._rate) - self._sent
+            stamp = now_iso()
+            for _ in range(due):
+                record = dict(self._pool[self._sent % BACKGROUND_POOL])
+                record["log_id"] = f"bg-{self._sent}"
+                record["timestamp"] = stamp
+                await self._sender.emit("log", record)
+                self._sent += 1
+            await asyncio.sleep(BACKGROUND_TICK_S)
+
+
+def background_process(port: int, rate: float, seed: int) -> None:
+    """The entry point of the background's process; it runs until terminated."""
+    asyncio.run(Background(port, rate, seed).run())
+
+
+class Probes:
+    """ERRORs with an error code each, sent one by one as a service would, times kept."""
+
+    def __init__(self, port: int) -> None:
+        # A chunk per record: the probe leaves at once instead of waiting to fill a batch.
+        self._sender = AckSender("logdeck", "127.0.0.1", port, batch_size=1)
+        self.sent: dict[str, float] = {}
+
+    async def send(self, code: str) -> None:
+        record = {
+            "log_id": f"probe-{code}",
+            "node_id": PROBE_NODE,
+            "log_level": "ERROR",
+            "message_type": "LOG",
+            "message": f"probe {code}",
+            "service_name": PROBE_SERVICE,
+            "timestamp": now_iso(),
+            "error_details": {"error_code": code, "error_message": f"probe {code}"},
+        }
+        self.sent[code] = time.perf_counter()
+        await self._sender.emit("log", record)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(30):
+                await self._sender.close()
+
+
+async def logs_on_topic(consumer: AIOKafkaConsumer, settings: Settings) -> int:
+    partitions = [TopicPartition(settings.topics.logs, p) for p in range(settings.partitions)]
+    async with asyncio.timeout(10):
+        ends: dict[Any, int] = await consumer.end_offsets(partitions)
+    return sum(ends.values())
+
+
+async def wait_for_alerts(
+    watch: AlertWatch,
+    codes: Sequence[str],
+    deadline: float,
+    checks: Sequence[Service],
+    background: BaseProcess,
+) -> None:
+    phase = Phase("alerts seen", len(codes))
+    while time.monotonic() < deadline:
+        seen = sum(code in watch.seen for code in codes)
+        phase.update(seen)
+        if seen == len(codes):
+            phase.finish(f"{seen:,} of {len(codes):,}")
+            return
+        for service in checks:
+            service.check_running()
+        if not background.is_alive():
+            raise BenchError(f"the background sender exited with status {background.exitcode}")
+        await asyncio.sleep(0.1)
+    phase.finish(f"{sum(code in watch.seen for code in codes):,} of {len(codes):,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    latencies: Latencies
+    probes: int
+    missing: int
+    background_rate: float
+    span_seconds: float
+    alerter_cpu_seconds: float
+    accumulator_cpu_seconds: float
+    snapshots: int
+
+
+async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -> Run:
+    await KafkaBus(settings.kafka, settings.partitions).ensure_topics(
+        settings.topics.all(), settings.topics.compacted()
+    )
+    port = free_port()
+    flags = service_flags(settings)
+    with (
+        Service(
+            "accumulator",
+            ["accumulator", *flags, "--port", str(port)],
+            workdir / "accumulator.log",
+        ) as accumulator,
+        Service("alerter", ["alerter", *flags], workdir / "alerter.log") as alerter,
+    ):
+        await wait_for_port(accumulator, port, deadline_in(START_TIMEOUT_S))
+        watch = AlertWatch(settings)
+        offsets = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+        probes = Probes(port)
+        await watch.start()
+        await offsets.start()
+        watching = asyncio.create_task(watch.run())
+        background = multiprocessing.get_context("spawn").Process(
+            target=background_process, args=(port, args.rate, args.seed), daemon=True
+        )
+        background.start()
+        try:
+            await probes.send("WARMUP")
+            await wait_for_alerts(
+                watch, ["WARMUP"], deadline_in(START_TIMEOUT_S), [accumulator, alerter], background
+            )
+            if "WARMUP" not in watch.seen:
+                raise BenchError("the alerter raised no alert for the warm-up probe in time")
+            await asyncio.sleep(WARM_UP_S)
+
+            codes = [f"P{index:05d}" for index in range(args.alerts)]
+            logs_before = await logs_on_topic(offsets, settings)
+            alerter_cpu = alerter.cpu_seconds()
+            accumulator_cpu = accumulator.cpu_seconds()
+            started = time.perf_counter()
+            phase = Phase(f"probes at {args.probe_rate:g}/s", len(codes))
+            for index, code in enumerate(codes):
+                await probes.send(code)
+                phase.update(index + 1)
+                pause = started + (index + 1) / args.probe_rate - time.perf_counter()
+                await asyncio.sleep(max(0.0, pause))
+            phase.finish(f"{len(codes):,} sent in {time.perf_counter() - started:.1f} s")
+            await wait_for_alerts(
+                watch, codes, deadline_in(SETTLE_TIMEOUT_S), [accumulator, alerter], background
+            )
+            span = time.perf_counter() - started
+            logs_after = await logs_on_topic(offsets, settings)
+            alerter_cpu = alerter.cpu_seconds() - alerter_cpu
+            accumulator_cpu = accumulator.cpu_seconds() - accumulator_cpu
+        finally:
+            background.terminate()
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await asyncio.to_thread(background.join, 10)
+            await probes.close()
+            await watch.stop()
+            await offsets.stop()
+    measured = [code for code in codes if code in watch.seen]
+    if not measured:
+        raise BenchError("no probe raised an alert")
+    values = sorted((watch.seen[code] - probes.sent[code]) * 1000 for code in measured)
+    background_records = logs_after - logs_before - len(measured)
+    return Run(
+        latencies=Latencies(values),
+        probes=len(codes),
+        missing=len(codes) - len(measured),
+        background_rate=background_records / span,
+        span_seconds=span,
+        alerter_cpu_seconds=alerter_cpu,
+        accumulator_cpu_seconds=accumulator_cpu,
+        snapshots=watch.snapshots,
+    )
+
+
+async def drop_topics(settings: Settings) -> None:
+    """Delete the run's topics (best effort: the run is over)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(30):
+            await admin.start()
+            existing = set(await admin.list_topics())
+            ours = [topic for topic in settings.topics.all() if topic in existing]
+            if ours:
+                await admin.delete_topics(ours)
+    with contextlib.suppress(Exception):
+        await admin.close()
+
+
+def figures(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
+    lat = run.latencies
+    return [
+        {"figure": "ERROR -> alert p50", "value": f"{lat.at(0.5):.0f} ms", "target": "-"},
+        {"figure": "ERROR -> alert p90", "value": f"{lat.at(0.9):.0f} ms", "target": "-"},
+        {
+            "figure": "ERROR -> alert p99",
+            "value": f"{lat.at(0.99):.0f} ms",
+            "target": f"< {TARGET_P99_MS:.0f} ms",
+            "met": lat.at(0.99) < TARGET_P99_MS,
+        },
+        {"figure": "ERROR -> alert max", "value": f"{lat.values[-1]:.0f} ms", "target": "-"},
+        {
+            "figure": "alerts measured",
+            "value": f"{len(lat.values):,} of {run.probes:,}",
+            "target": f">= {min(DEFAULT_ALERTS, args.alerts):,}, none missing",
+            "met": run.missing == 0 and len(lat.values) >= min(DEFAULT_ALERTS, args.alerts),
+        },
+        {
+            "figure": "background through the accumulator",
+            "value": f"{run.background_rate:,.0f} logs/s",
+            "target": f">= {TARGET_BACKGROUND_SHARE:.0%} of {args.rate:,.0f}/s",
+            "met": run.background_rate >= TARGET_BACKGROUND_SHARE * args.rate,
+        },
+        {
+            "figure": "alerter CPU",
+            "value": f"{run.alerter_cpu_seconds / run.span_seconds:.0%} of a core",
+            "target": "-",
+        },
+    ]
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    cells = [
+        [
+            row["figure"],
+            row["value"],
+            row["target"],
+            "-" if "met" not in row else ("yes" if row["met"] else "NO"),
+        ]
+        for row in rows
+    ]
+    return render_table(["figure", "value", "target", "met?"], cells)
+
+
+async def check_kafka(settings: Settings) -> None:
+    host, _, port = settings.kafka.rpartition(":")
+    try:
+        async with asyncio.timeout(10):
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+    except (OSError, TimeoutError) as error:
+        raise BenchError(
+            f"Kafka ({settings.kafka}) must be running (`logdeck stack up`): {error}"
+        ) from None
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    base = Settings.from_env()
+    settings = Settings(
+        kafka=base.kafka,
+        elasticsearch=base.elasticsearch,
+        namespace=f"bench{uuid.uuid4().hex[:8]}-alerts",
+        partitions=base.partitions,
+    )
+    await check_kafka(settings)
+    info = machine("not used")
+    code = code_state()
+    print(
+        f"logdeck alert latency benchmark: {args.alerts:,} alerts at {args.probe_rate:g}/s "
+        f"under {args.rate:,.0f} logs/s, namespace {settings.namespace}, {info['nproc']} CPUs, "
+        f"Kafka {settings.kafka}\ncode at {(code['commit'] or 'unknown')[:10]}, changed since: "
+        f"{', '.join(code['changed']) or 'nothing'}"
+    )
+    busy = info["busy_before_start"] = await background_busy()
+    if busy > BUSY_BEFORE_START:
+        print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+    try:
+        with tempfile.TemporaryDirectory(prefix="logdeck-bench-") as workdir:
+            result = await measure(settings, args, Path(workdir))
+    finally:
+        await drop_topics(settings)
+    rows = figures(result, args)
+    print()
+    print(render(rows))
+    if result.missing:
+        print(f"\n{result.missing:,} probes raised no alert within {SETTLE_TIMEOUT_S:.0f} s")
+    return {
+        "benchmark": "alerts",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "namespace": settings.namespace,
+        "machine": info,
+        "code": code,
+        "settings": {
+            "alerts": args.alerts,
+            "probe_rate": args.probe_rate,
+            "background_rate": args.rate,
+            "partitions": settings.partitions,
+            "alerter_batch_records": BATCH_RECORDS,
+            "seed": args.seed,
+        },
+        "run": {
+            "probes": result.probes,
+            "missing": result.missing,
+            "latency_ms": result.latencies.to_json(),
+            "background_logs_per_second": result.background_rate,
+            "span_seconds": result.span_seconds,
+            "alerter_cpu_seconds": result.alerter_cpu_seconds,
+            "accumulator_cpu_seconds": result.accumulator_cpu_seconds,
+            "alert_snapshots_read": result.snapshots,
+        },
+        "figures": rows,
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.alerts",
+        description="ERROR -> alert latency through accumulator, Kafka and alerter, under load.",
+    )
+    parser.add_argument("--alerts", type=int, help=f"probe alerts (default {DEFAULT_ALERTS:,})")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run with {QUICK_ALERTS:,} probe alerts"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help="background logs/s (%(default)g)"
+    )
+    parser.add_argument(
+        "--probe-rate", type=float, default=DEFAULT_PROBE_RATE, help="probes/s (%(default)g)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/alerts.json)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the background traffic")
+    args = parser.parse_args(argv)
+    if args.alerts is None:
+        args.alerts = QUICK_ALERTS if args.quick else DEFAULT_ALERTS
+    if args.alerts < 1 or args.probe_rate <= 0 or args.rate < 0:
+        parser.error("--alerts and --probe-rate must be above 0, --rate not below 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        results = asyncio.run(run(args))
+    except BenchError as error:
+        print(f"\nbench: {error}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
