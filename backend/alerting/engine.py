@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from msgspec.structs import replace
 
@@ -52,6 +53,9 @@ class Occurrence:
     at: datetime
 
 
+RECENT_LOG_IDS: Final = 100_000
+
+
 class AlertEngine:
     """Every alert known, and the changes each log or command makes to them.
 
@@ -66,6 +70,7 @@ class AlertEngine:
         self._alerts: dict[str, Alert] = {}
         self._current: dict[str, Alert] = {}
         self._rates: dict[tuple[str, str], _RateWindow] = {}
+        self._counted: dict[str, None] = {}  # recent log_ids, oldest first
         for alert in alerts:
             self._store(alert)
 
@@ -75,7 +80,16 @@ class AlertEngine:
         return self._alerts
 
     def on_log(self, log: Log) -> list[Alert]:
-        """The alerts `log` changes: one per rule that fires on it."""
+        """The alerts `log` changes: one per rule that fires on it.
+
+        A log_id seen among the last `RECENT_LOG_IDS` changes nothing: an at-least-once
+        sender that resends a chunk must not count its ERRORs twice.
+        """
+        if log.log_id in self._counted:
+            return []
+        self._counted[log.log_id] = None
+        if len(self._counted) > RECENT_LOG_IDS:
+            del self._counted[next(iter(self._counted))]
         changed: list[Alert] = []
         when: datetime | None = None
         for rule in self._rules:

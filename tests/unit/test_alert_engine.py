@@ -322,3 +322,12 @@ def test_an_engine_started_from_snapshots_carries_on_folding() -> None:
     folded = only(after.on_log(a_log(1003)))
     assert folded.alert_id == current.alert_id  # the newest of the fingerprint
     assert (folded.count, folded.state, folded.acked_by) == (3, AlertState.ACKED, "alice")
+
+
+def test_a_log_resent_by_an_at_least_once_sender_is_counted_once() -> None:
+    engine = AlertEngine(load_rules(None))
+    record = validate_record(make_log("payment-01", "ERROR"))
+    assert isinstance(record, Log)
+    (first,) = engine.on_log(record)
+    assert engine.on_log(record) == []
+    assert engine.alerts[first.alert_id].count == 1
