@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from backend.config import Settings
 
@@ -70,6 +71,48 @@ def _indexer(args: argparse.Namespace) -> int:
     return serve(service)
 
 
+def _alerter(args: argparse.Namespace) -> int:
+    from backend.alerting.rules import RulesError, load_rules
+    from backend.alerting.service import run_alerter
+
+    from backend.bus.kafka import KafkaBus
+    from backend.runner import configure_logging, serve
+
+    configure_logging(args.verbose)
+    try:
+        rules = load_rules(args.rules)
+    except RulesError as error:
+        print(f"logdeck alerter: {error}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    bus = KafkaBus(settings.kafka, settings.partitions)
+    return serve(lambda stop: run_alerter(settings, bus, stop, rules))
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from backend.monitor.service import MonitorOptions, run_monitor
+
+    from backend.bus.kafka import KafkaBus
+    from backend.runner import configure_logging, serve
+
+    configure_logging(args.verbose)
+    settings = _settings(args)
+    bus = KafkaBus(settings.kafka, settings.partitions)
+    options = MonitorOptions(timeout_s=args.timeout)
+    return serve(lambda stop: run_monitor(settings, bus, stop, options))
+
+
+def _console(args: argparse.Namespace) -> int:
+    from backend.observe.live import LiveObserver
+
+    from console.app import LogdeckApp
+
+    settings = _settings(args)
+    app = LogdeckApp(LiveObserver(settings), read_only=args.read_only)
+    app.run()
+    return app.return_code or 0
+
+
 def _stack(args: argparse.Namespace) -> int:
     from backend.stack.commands import stack_main
 
@@ -122,12 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=["up", "down", "status", "fetch"])
     stack.set_defaults(handler=_stack)
 
-    for name, text in (
-        ("console", "terminal console: nodes, live logs, alerts, search"),
-        ("demo", "the whole system on the embedded backend"),
-        ("alerter", "alerts on ERROR, FATAL and other rules"),
-        ("monitor", "node registry and heartbeat failure detection"),
-    ):
+    alerter = commands.add_parser("alerter", help="alerts on ERROR, FATAL and other rules")
+    alerter.add_argument("--rules", type=Path, help="rules file (TOML); built-in rules if absent")
+    _add_connection_flags(alerter)
+    alerter.set_defaults(handler=_alerter)
+
+    monitor = commands.add_parser("monitor", help="node registry and heartbeat failure detection")
+    monitor.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="silence after which a node is DOWN (default: 3 heartbeat intervals)",
+    )
+    _add_connection_flags(monitor)
+    monitor.set_defaults(handler=_monitor)
+
+    console = commands.add_parser(
+        "console", help="terminal console: nodes, live logs, alerts, search"
+    )
+    console.add_argument("--read-only", action="store_true", help="no acknowledging or resolving")
+    _add_connection_flags(console)
+    console.set_defaults(handler=_console)
+
+    for name, text in (("demo", "the whole system on the embedded backend"),):
         planned = commands.add_parser(name, help=f"{text} (not available yet)")
         planned.set_defaults(handler=_not_yet(name))
     return parser

@@ -243,3 +243,16 @@ severity = "ERROR"
 def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match=r"missing\.toml: cannot read the rules file"):
         load_rules(tmp_path / "missing.toml")
+
+
+def test_the_shipped_example_rules_file_loads() -> None:
+    from pathlib import Path
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "deploy" / "alert-rules.toml")
+    assert [rule.name for rule in rules.rules] == [
+        "error",
+        "fatal",
+        "slow",
+        "error-burst",
+        "payment-declines",
+    ]
