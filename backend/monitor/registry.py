@@ -227,7 +227,7 @@ class Registry:
                 node.gap_from = event.ingested_ms
             summary = f"{_label(entry)} sends heartbeats without having registered"
             return [Change(Kind.UNREGISTERED, entry, summary)]
-        if node.beat_ms is not None and event.ingested_ms <= node.beat_ms:
+        if node.beat_ms is not None and not _newer_beat(event, message, node):
             return []  # a replay, or older than a heartbeat already taken
         was = node.entry.status
         first_beat = node.entry.last_heartbeat is None
@@ -275,3 +275,15 @@ def _ms(stamp: str | None) -> int | None:
     if stamp is None:
         return None
     return (datetime.fromisoformat(stamp) - _EPOCH) // _MILLISECOND
+
+
+def _newer_beat(event: Event, message: Heartbeat, node: _Node) -> bool:
+    """Whether a heartbeat comes after the node's last one.
+
+    A node's goodbye (DOWN) often leaves in the same millisecond as its last UP: at equal
+    times DOWN after UP is news, anything else is a replay.
+    """
+    assert node.beat_ms is not None
+    if event.ingested_ms != node.beat_ms:
+        return event.ingested_ms > node.beat_ms
+    return message.status is NodeStatus.DOWN and node.entry.status is NodeStatus.UP

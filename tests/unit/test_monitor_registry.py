@@ -494,3 +494,12 @@ async def test_progress_guesses_an_unseen_nodes_partition_as_the_producer_hashes
         TopicPartition("ns.registrations", 5),
         TopicPartition("ns.heartbeats", 2),
     )
+
+
+def test_a_goodbye_in_the_same_millisecond_as_the_last_beat_still_takes_the_node_down() -> None:
+    world = Run()
+    world.register("n1")
+    world.beat("n1", ingested=1.0)
+    assert kinds(world.beat("n1", DOWN, ingested=1.0)) == [Kind.WENT_DOWN]
+    assert world.beat("n1", ingested=1.0) == []  # replays of either change nothing
+    assert world.beat("n1", DOWN, ingested=1.0) == []
