@@ -30,7 +30,8 @@ def main() -> None:
     print("alerts:")
     for hit in alerts["hits"]["hits"]:
         alert = hit["_source"]
-        print(f"  {alert['severity']:<8} {alert['state']:<8} x{alert['count']:<5} {alert['summary']}")
+        count = f"x{alert['count']}"
+        print(f"  {alert['severity']:<8} {alert['state']:<8} {count:<6} {alert['summary']}")
 
 
 if __name__ == "__main__":

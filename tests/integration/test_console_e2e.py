@@ -1,0 +1,100 @@
+"""The console on the real servers: simulated nodes' logs in the feed, an ERROR as an alert,
+and an acknowledgement made in the console reaching Elasticsearch."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from backend.config import Settings
+from backend.observe.live import LiveObserver
+from console.app import LogdeckApp
+from tests.integration.conftest import Launch
+from tests.integration.harness import Process
+from widgets.alert_queue import AlertQueue
+from widgets.log_feed import LogFeed
+from widgets.node_table import NodeTable
+
+pytestmark = pytest.mark.integration
+
+
+async def until(check: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def acked_in_elasticsearch(es: Elasticsearch, settings: Settings, alert_id: str) -> bool:
+    es.indices.refresh(index=settings.indices.alerts)
+    found = es.options(ignore_status=404).get(index=settings.indices.alerts, id=alert_id)
+    return bool(found.get("found")) and found["_source"]["state"] == "ACKED"
+
+
+async def test_console_shows_live_logs_and_alerts_and_its_ack_reaches_elasticsearch(
+    settings: Settings,
+    es: Elasticsearch,
+    accumulator: Process,
+    indexer: Process,
+    launch: Launch,
+    tmp_path: Path,
+) -> None:
+    launch("alerter")
+    launch("monitor")
+    app = LogdeckApp(LiveObserver(settings))
+    async with app.run_test(size=(160, 48)) as pilot:
+        launch(
+            "simulate",
+            "--port",
+            str(settings.accumulator_port),
+            "--node-prefix",
+            f"{settings.namespace}-",
+            "--nodes",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "30",
+            "--error-burst",
+            "5@2",
+        )
+        feed = app.screen.query_one(LogFeed)
+        nodes = app.screen.query_one(NodeTable)
+        alerts = app.screen.query_one(AlertQueue)
+        await until(lambda: len(feed.ring) > 50, 60, "logs in the console's feed")
+        assert {log.node_id for log in feed.ring} <= {
+            f"{settings.namespace}-payment-01",
+            f"{settings.namespace}-order-01",
+        }
+        await until(lambda: nodes.row_count == 2, 30, "both nodes in the node table")
+        await until(lambda: len(alerts.alerts) > 0, 60, "an alert in the console")
+
+        alerts.focus()
+        alerts.move_cursor(row=0)
+        await pilot.pause()
+        alert = alerts.selected_alert()
+        assert alert is not None
+        await pilot.press("a")
+        await asyncio.to_thread(
+            lambda: _wait(lambda: acked_in_elasticsearch(es, settings, alert.alert_id), 60)
+        )
+        stored = es.get(index=settings.indices.alerts, id=alert.alert_id)["_source"]
+        assert stored["acked_by"] == getpass.getuser()
+        await until(
+            lambda: alerts.alerts[alert.alert_id].state == "ACKED", 30, "the ack in the console"
+        )
+
+
+def _wait(check: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the acknowledgement did not reach Elasticsearch")
+        time.sleep(0.3)
