@@ -1,0 +1,260 @@
+"""The logdeck console: a Textual app over an `Observer`.
+
+The app owns the observer: it starts it, follows its three feeds in workers (reopening
+them with backoff when they fail), and every 100 ms flushes what arrived to the main
+screen as one message per kind. Health is polled once a second into reactive state that
+each screen's header shows. Screens and widgets never touch the backend except through
+the observer handed to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import ClassVar, TypeVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from backend.observe.base import Observer, ServiceHealth
+from backend.schemas import Alert, Level, Log, NodeEntry
+from console.screens import HelpScreen, MainScreen, SearchScreen
+from console.screens.detail import DetailScreen
+from widgets.alert_queue import AlertQueue
+from widgets.feeds import Backoff, FeedState, Follower
+from widgets.log_feed import DEFAULT_CAPACITY, LogFeed
+from widgets.log_view import LogView
+from widgets.messages import AlertsChanged, LogsArrived, NodesChanged
+from widgets.names import KnownNames
+from widgets.node_table import NodeTable
+from widgets.rates import RateHistory
+from widgets.ring import Ring
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+DEFAULT_BACKOFF = Backoff()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LogdeckApp(App[None]):
+    """Nodes, alerts and live logs from the observer; search of stored logs."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "logdeck"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2,ctrl+f", "search", "Search", id="app.search"),
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit", show=False),
+    ]
+
+    health: reactive[tuple[ServiceHealth, ...]] = reactive(())
+    """What the observer last said about Kafka and Elasticsearch."""
+    feed_states: reactive[tuple[FeedState, ...]] = reactive(())
+    """The feeds that are failing (or were, and recovered)."""
+    rate_series: reactive[tuple[int, ...]] = reactive(())
+    """Logs received in each of the last 60 seconds."""
+
+    def __init__(
+        self,
+        observer: Observer,
+        *,
+        read_only: bool = False,
+        clock: Clock = utc_now,
+        capacity: int = DEFAULT_CAPACITY,
+        flush_interval: float = 0.1,
+        backoff: Backoff = DEFAULT_BACKOFF,
+    ) -> None:
+        super().__init__()
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+        self.VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+        self.observer = observer
+        self.read_only = read_only
+        self.clock = clock
+        self.names = KnownNames()
+        self._flush_interval = flush_interval
+        self._backoff = backoff
+        self._pending_logs: Ring[Log] = Ring(capacity)
+        self._reported_drops = 0
+        self._pending_nodes: dict[str, NodeEntry] = {}
+        self._pending_alerts: dict[str, Alert] = {}
+        self._alerts_initial = False
+        self._rates = RateHistory()
+        self._feeds: dict[str, FeedState] = {}
+        self._health_failing_since: datetime | None = None
+        self.main = MainScreen(
+            observer, self.names, clock=clock, read_only=read_only, capacity=capacity
+        )
+        if read_only:
+            self.sub_title = "read-only"
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.main
+
+    def on_mount(self) -> None:
+        self.set_interval(self._flush_interval, self.flush)
+        self.set_interval(1.0, self.poll)
+        self.poll()
+        self.run_worker(self._connect(), name="observer", group="observer", exit_on_error=False)
+
+    async def on_unmount(self) -> None:
+        with suppress(Exception):
+            await self.observer.close()
+
+    # Feeds
+
+    async def _connect(self) -> None:
+        """Start the observer (retrying with backoff), then follow its three feeds."""
+        delay = self._backoff.first
+        failing_since: datetime | None = None
+        while True:
+            try:
+                await self.observer.start()
+                break
+            except Exception as error:  # shown in the banner, retried
+                failing_since = failing_since or self.clock()
+                detail = f"cannot start: {error}; retrying in {delay:g} s"
+                self._report(FeedState("observer", ok=False, since=failing_since, detail=detail))
+                await asyncio.sleep(delay)
+                delay = self._backoff.after(delay)
+        if failing_since is not None:
+            self._report(FeedState("observer", ok=True, since=self.clock()))
+        self._follow("logs feed", self.observer.logs, self._take_logs)
+        self._follow("nodes feed", self.observer.nodes, self._take_nodes)
+        self._follow("alerts feed", self.observer.alerts, self._take_alerts)
+
+    def _follow(
+        self,
+        name: str,
+        open_feed: Callable[[], AsyncIterator[list[T]]],
+        deliver: Callable[[list[T], bool], None],
+    ) -> None:
+        follower = Follower(name, open_feed, deliver, self._report, self.clock, self._backoff)
+        self.run_worker(follower.run(), name=name, group="feeds", exit_on_error=False)
+
+    def _take_logs(self, batch: list[Log], first: bool) -> None:
+        self._pending_logs.extend(batch)
+
+    def _take_nodes(self, batch: list[NodeEntry], first: bool) -> None:
+        for entry in batch:
+            self._pending_nodes[entry.node_id] = entry
+
+    def _take_alerts(self, batch: list[Alert], first: bool) -> None:
+        self._alerts_initial |= first
+        for alert in batch:
+            self._pending_alerts[alert.alert_id] = alert
+
+    def _report(self, state: FeedState) -> None:
+        if state.ok:
+            self._feeds.pop(state.name, None)
+        else:
+            self._feeds[state.name] = state
+        self.feed_states = tuple(self._feeds.values())
+
+    def flush(self) -> None:
+        """Hand everything that arrived since the last flush to the main screen."""
+        now = self.clock()
+        if self._pending_logs:
+            logs = self._pending_logs.drain()
+            dropped = self._pending_logs.dropped - self._reported_drops
+            self._reported_drops = self._pending_logs.dropped
+            self.names.learn_logs(logs)
+            self._rates.add(len(logs), now)
+            self.rate_series = tuple(self._rates.series(now))
+            self.main.post_message(LogsArrived(logs, dropped))
+        if self._pending_nodes:
+            entries = list(self._pending_nodes.values())
+            self._pending_nodes.clear()
+            self.names.learn_nodes(entries)
+            self.main.post_message(NodesChanged(entries))
+        if self._pending_alerts:
+            alerts = list(self._pending_alerts.values())
+            self._pending_alerts.clear()
+            self.main.post_message(AlertsChanged(alerts, initial=self._alerts_initial))
+            self._alerts_initial = False
+
+    def poll(self) -> None:
+        """Read the observer's health and the logs/s history into reactive state."""
+        try:
+            self.health = tuple(self.observer.health())
+            self._health_failing_since = None
+        except Exception as error:  # a failing health check is itself news
+            since = self._health_failing_since = self._health_failing_since or self.clock()
+            self.health = (ServiceHealth("observer", up=False, since=since, detail=str(error)),)
+        self.rate_series = tuple(self._rates.series(self.clock()))
+
+    # Actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the search key on the search screen, where it would do nothing."""
+        return not (action == "search" and isinstance(self.screen, SearchScreen))
+
+    def action_search(self) -> None:
+        if isinstance(self.screen, SearchScreen):
+            return
+        if "search" not in self._installed_screens:
+            self.install_screen(SearchScreen(self.observer, self.names, clock=self.clock), "search")
+        self.push_screen("search")
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(
+            HelpScreen(
+                [
+                    ("Everywhere", [*self.BINDINGS, *_PALETTE_BINDINGS]),
+                    ("Log feed", [*LogView.BINDINGS, *LogFeed.BINDINGS]),
+                    ("Nodes", NodeTable.BINDINGS),
+                    ("Alerts", AlertQueue.BINDINGS),
+                    ("Search (F2)", SearchScreen.BINDINGS),
+                    ("Log entry", DetailScreen.BINDINGS),
+                ]
+            )
+        )
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Search logs", "Search stored logs (F2)", self.action_search)
+        yield SystemCommand("Keys", "Show every key binding (?)", self.action_help)
+        if screen is not self.main:
+            return
+        feed, alerts = self.main.feed, self.main.alerts
+        yield SystemCommand(
+            "Pause or follow the log feed",
+            "Stop or resume the live tail (space)",
+            feed.view.action_toggle_follow,
+        )
+        yield SystemCommand(
+            "Filter logs by service or node",
+            "Pick names with completion (s)",
+            feed.action_pick_names,
+        )
+        yield SystemCommand(
+            "Filter logs by text", "A regex; !regex hides matches (/)", feed.action_edit_text
+        )
+        yield SystemCommand(
+            "Show ERROR and FATAL only",
+            "Set the minimum level to ERROR",
+            lambda: feed.set_min_level(Level.ERROR),
+        )
+        yield SystemCommand(
+            "Clear log filters", "Show every entry again (x)", feed.action_clear_filters
+        )
+        yield SystemCommand(
+            "Show or hide acknowledged alerts",
+            "Toggle ACKED alerts in the queue (h)",
+            alerts.action_toggle_acked,
+        )
+
+
+_PALETTE_BINDINGS = [
+    Binding("ctrl+p", "command_palette", "Command palette"),
+    Binding("tab", "focus_next", "Next pane"),
+    Binding("ctrl+q", "quit", "Quit"),
+]

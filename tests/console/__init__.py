@@ -1,0 +1,1 @@
+"""Tests of the Textual console against an in-memory observer."""

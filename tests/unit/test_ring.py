@@ -1,0 +1,49 @@
+"""The feed's ring buffer: bounded, oldest dropped first, every drop counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from widgets.ring import Ring
+
+
+def test_keeps_the_newest_items_and_counts_the_dropped() -> None:
+    ring: Ring[int] = Ring(3)
+    assert ring.extend([1, 2]) == 0
+    assert ring.extend([3, 4, 5]) == 2
+    assert list(ring) == [3, 4, 5]
+    assert ring.dropped == 2
+    assert len(ring) == 3
+    assert ring[0] == 3 and ring[-1] == 5
+
+
+def test_a_batch_larger_than_the_ring_keeps_its_tail() -> None:
+    ring: Ring[int] = Ring(2)
+    assert ring.extend(range(5)) == 3
+    assert list(ring) == [3, 4]
+    assert ring.dropped == 3
+
+
+def test_sequence_numbers_find_what_came_after_a_snapshot() -> None:
+    ring: Ring[str] = Ring(4)
+    ring.extend("abc")
+    end, items = ring.snapshot()
+    assert (end, items) == (3, ["a", "b", "c"])
+    ring.extend("def")
+    assert ring.first_seq == 2 and ring.end_seq == 6
+    assert ring.since(end) == ["d", "e", "f"]
+    assert ring.since(0) == ["c", "d", "e", "f"]
+    assert ring.since(6) == []
+
+
+def test_drain_empties_but_keeps_counting() -> None:
+    ring: Ring[int] = Ring(2)
+    ring.extend([1, 2, 3])
+    assert ring.drain() == [2, 3]
+    assert len(ring) == 0 and ring.dropped == 1
+    assert ring.first_seq == ring.end_seq == 3
+
+
+def test_capacity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Ring(0)

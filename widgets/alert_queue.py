@@ -1,0 +1,228 @@
+"""The alert queue: most severe first, then most recent, with acknowledge and resolve.
+
+Rows are keyed by alert id and updated in place. Resolved alerts leave the queue;
+acknowledged ones stay (greyed) unless hidden with `h`. A CRITICAL alert that was not
+there before rings the bell, shows a toast and a badge in the pane's title.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.theme import Theme
+from textual.widgets import DataTable
+
+from backend.schemas import Alert, AlertState, Severity
+from widgets.cells import Cell, theme_style
+from widgets.formatting import day_time, log_time, parse_time
+
+AlertAction = Literal["acknowledge", "unacknowledge", "resolve"]
+
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("severity", "Sev", 4),
+    ("state", "State", 5),
+    ("summary", "Summary", None),
+    ("count", "#", 4),
+    ("last", "Last", 8),
+    ("where", "Where", None),
+)
+_SEVERITY = {
+    Severity.CRITICAL: ("CRIT", "text-error"),
+    Severity.ERROR: ("ERR", "text-warning"),
+    Severity.WARNING: ("WARN", "text-secondary"),
+}
+_SUMMARY_LIMIT = 80
+
+
+class AlertQueue(DataTable[Text]):
+    """Open and acknowledged alerts; a/u/r act on the highlighted one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "act('acknowledge')", "Ack", id="alerts.ack", tooltip="Acknowledge the alert"),
+        Binding(
+            "u",
+            "act('unacknowledge')",
+            "Un-ack",
+            id="alerts.unack",
+            tooltip="Take the acknowledgement back",
+        ),
+        Binding("r", "act('resolve')", "Resolve", id="alerts.resolve", tooltip="Resolve the alert"),
+        Binding(
+            "h",
+            "toggle_acked",
+            "Hide acked",
+            id="alerts.toggle_acked",
+            tooltip="Hide or show acknowledged alerts",
+        ),
+    ]
+
+    show_acked: reactive[bool] = reactive(True, init=False)
+
+    class ActionRequested(Message):
+        """The user wants `action` done to an alert; the screen asks the observer."""
+
+        def __init__(self, alert: Alert, action: AlertAction) -> None:
+            super().__init__()
+            self.alert = alert
+            self.action = action
+
+    def __init__(
+        self, *, clock: Callable[[], datetime], read_only: bool = False, id: str | None = None
+    ) -> None:
+        super().__init__(id=id, cursor_type="row", show_cursor=False)
+        self._clock = clock
+        self._read_only = read_only
+        self._alerts: dict[str, Alert] = {}
+        self._primed = False
+
+    def on_focus(self) -> None:
+        """The cursor shows only in the pane being used, so colours elsewhere stay true."""
+        self.show_cursor = True
+
+    def on_blur(self) -> None:
+        self.show_cursor = False
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, width=width, key=key)
+        self.app.theme_changed_signal.subscribe(self, self._restyle)
+        self._retitle()
+
+    @property
+    def alerts(self) -> dict[str, Alert]:
+        return self._alerts
+
+    def update_alerts(self, alerts: list[Alert], *, initial: bool = False) -> None:
+        """Apply changed alerts; the state found on first connecting raises no bell."""
+        ring = self._primed or not initial
+        fresh_critical = [
+            alert
+            for alert in alerts
+            if ring
+            and alert.alert_id not in self._alerts
+            and alert.severity is Severity.CRITICAL
+            and alert.state is AlertState.OPEN
+        ]
+        for alert in alerts:
+            self._place(alert)
+            if alert.state is AlertState.RESOLVED:
+                self._alerts.pop(alert.alert_id, None)
+            else:
+                self._alerts[alert.alert_id] = alert
+        self._primed = True
+        self._sort()
+        self._retitle()
+        if fresh_critical:
+            self.app.bell()
+            first = fresh_critical[0]
+            more = f" (+{len(fresh_critical) - 1} more)" if len(fresh_critical) > 1 else ""
+            self.notify(
+                f"{first.summary}{more}", title="CRITICAL alert", severity="error", timeout=10
+            )
+
+    def _visible(self, alert: Alert) -> bool:
+        if alert.state is AlertState.RESOLVED:
+            return False
+        return self.show_acked or alert.state is not AlertState.ACKED
+
+    def _place(self, alert: Alert) -> None:
+        """Add, update or remove the alert's row according to whether it should show."""
+        key = alert.alert_id
+        present = key in self.rows
+        if not self._visible(alert):
+            if present:
+                self.remove_row(key)
+            return
+        cells = self._cells(alert)
+        if not present:
+            self.add_row(*cells, key=key)
+            return
+        for (column, _, _), cell in zip(COLUMNS, cells, strict=True):
+            self.update_cell(key, column, cell)
+
+    def _cells(self, alert: Alert) -> list[Text]:
+        label, variable = _SEVERITY[alert.severity]
+        acked = alert.state is AlertState.ACKED
+        muted = Style(dim=True) if acked else Style()
+        seen = parse_time(alert.last_seen)
+        order = (-alert.severity.rank, -(seen.timestamp() if seen else 0.0), alert.alert_id)
+        severity = Cell(label, theme_style(self.app, variable, bold=not acked), order=order)
+        state = "ACKED" if acked else alert.state.value
+        return [
+            severity,
+            Text(state, style=muted),
+            Text(alert.summary[:_SUMMARY_LIMIT], style=muted),
+            Text(str(alert.count), style=muted, justify="right"),
+            Text(self._when(alert.last_seen), style=muted),
+            Text(alert.node_id or alert.service_name or "—", style=muted),
+        ]
+
+    def _when(self, timestamp: str) -> str:
+        """Time of day for today's alerts, with the date for older ones."""
+        seen = parse_time(timestamp)
+        if seen is not None and seen.date() == self._clock().date():
+            return log_time(timestamp)[:8]
+        return day_time(timestamp)
+
+    def _sort(self) -> None:
+        """Most severe, then most recent, first; the cursor follows its alert while the
+        user is in the table, and otherwise goes back to the top one."""
+        chosen = self.selected_alert() if self.has_focus else None
+        self.sort("severity", key=lambda cell: cell.order)
+        row = 0
+        if chosen is not None and chosen.alert_id in self.rows:
+            row = self.get_row_index(chosen.alert_id)
+        self.move_cursor(row=row, animate=False, scroll=True)
+
+    def selected_alert(self) -> Alert | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self._alerts.get(key) if key is not None else None
+
+    def open_critical(self) -> int:
+        return sum(
+            alert.severity is Severity.CRITICAL and alert.state is AlertState.OPEN
+            for alert in self._alerts.values()
+        )
+
+    def _retitle(self) -> None:
+        shown = self.row_count
+        title = f"Alerts {shown}"
+        critical = self.open_critical()
+        if critical:
+            title += f" · ‼ {critical} CRITICAL"
+        if not self.show_acked:
+            title += " · acked hidden"
+        self.border_title = title
+        self.set_class(critical > 0, "-critical")
+
+    def watch_show_acked(self) -> None:
+        for alert in self._alerts.values():
+            self._place(alert)
+        self._sort()
+        self._retitle()
+
+    def action_toggle_acked(self) -> None:
+        self.show_acked = not self.show_acked
+
+    def action_act(self, action: AlertAction) -> None:
+        if self._read_only:
+            self.notify("read-only: alerts cannot be changed", severity="warning")
+            return
+        alert = self.selected_alert()
+        if alert is None:
+            self.notify("no alert selected", severity="warning")
+            return
+        self.post_message(self.ActionRequested(alert, action))
+
+    def _restyle(self, theme: Theme) -> None:
+        for alert in self._alerts.values():
+            self._place(alert)

@@ -1,0 +1,109 @@
+"""The header: reachability of Kafka and Elasticsearch, and the live logs/s sparkline.
+
+Both read reactive state the app keeps (`health`, `feed_states`, `rate_series`), so every
+screen's header shows the same thing without being told. A banner under the header
+appears only while something is wrong, saying what and since when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.markup import escape
+from textual.widgets import Static
+
+from backend.observe.base import ServiceHealth
+from widgets.bars import Bars
+from widgets.feeds import FeedState
+from widgets.formatting import clock_time, compact_count
+
+
+def service_markup(health: ServiceHealth) -> str:
+    """`Kafka ● up` or `Elasticsearch ✖ down since 10:15:03`, coloured by the theme."""
+    name = escape(health.name)
+    if health.up:
+        return f"{name} [$text-success]● up[/]"
+    return f"{name} [$text-error bold]✖ down since {clock_time(health.since)}[/]"
+
+
+class HealthBar(Horizontal):
+    """One line: title, each backing service's state, logs per second."""
+
+    DEFAULT_CSS = """
+    HealthBar {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        #brand { width: auto; padding: 0 1; color: $text-primary; text-style: bold; }
+        #services { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+        #rate-spark { width: 16; margin: 0 1; }
+        #rate { width: auto; min-width: 9; padding: 0 1 0 0; text-align: right; }
+    }
+    """
+
+    def __init__(self, title: str = "logdeck") -> None:
+        super().__init__()
+        self._title = title
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title, id="brand")
+        yield Static("connecting…", id="services")
+        yield Bars(id="rate-spark")
+        yield Static("0 logs/s", id="rate")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "health", self._show_health)
+        self.watch(self.app, "rate_series", self._show_rate)
+
+    def _show_health(self, health: Sequence[ServiceHealth]) -> None:
+        text = "  ".join(service_markup(item) for item in health) or "connecting…"
+        self.query_one("#services", Static).update(text)
+        self.query_one("#services", Static).tooltip = "\n".join(
+            f"{item.name}: {item.detail}" for item in health if item.detail
+        )
+
+    def _show_rate(self, series: Sequence[int]) -> None:
+        self.query_one(Bars).data = tuple(series)
+        current = series[-1] if series else 0
+        previous = series[-2] if len(series) > 1 else 0
+        self.query_one("#rate", Static).update(f"{compact_count(max(current, previous))} logs/s")
+
+
+class TroubleBanner(Static):
+    """What is failing and since when: a service that is down, or a feed that keeps failing."""
+
+    DEFAULT_CSS = """
+    TroubleBanner {
+        height: auto;
+        max-height: 3;
+        display: none;
+        background: $error-muted;
+        color: $text-error;
+        padding: 0 1;
+        &.-trouble { display: block; }
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "health", self._refresh_trouble)
+        self.watch(self.app, "feed_states", self._refresh_trouble)
+
+    def _refresh_trouble(self) -> None:
+        health: Sequence[ServiceHealth] = getattr(self.app, "health", ())
+        feeds: Sequence[FeedState] = getattr(self.app, "feed_states", ())
+        lines = [
+            f"⚠ {escape(item.name)} down since {clock_time(item.since)}"
+            + (f": {escape(item.detail)}" if item.detail else "")
+            for item in health
+            if not item.up
+        ]
+        lines += [
+            f"⚠ {escape(state.name)} failing since {clock_time(state.since)}: "
+            f"{escape(state.detail)}"
+            for state in feeds
+            if not state.ok
+        ]
+        self.update("\n".join(lines))
+        self.set_class(bool(lines), "-trouble")

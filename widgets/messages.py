@@ -1,0 +1,38 @@
+"""What the app's feed workers post to the main screen, one message per flush.
+
+The workers collect batches from the observer between flushes (every 100 ms), so the
+screen gets a handful of messages a second however many logs arrive.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from backend.schemas import Alert, Log, NodeEntry
+
+
+class LogsArrived(Message):
+    """Logs received since the last flush, oldest first."""
+
+    def __init__(self, logs: list[Log], dropped: int) -> None:
+        super().__init__()
+        self.logs = logs
+        self.dropped = dropped
+        """Logs the console could not keep up with and discarded before showing them."""
+
+
+class NodesChanged(Message):
+    """Registry entries that changed since the last flush (the whole registry at first)."""
+
+    def __init__(self, entries: list[NodeEntry]) -> None:
+        super().__init__()
+        self.entries = entries
+
+
+class AlertsChanged(Message):
+    """Alerts that changed since the last flush; `initial` marks the first state seen."""
+
+    def __init__(self, alerts: list[Alert], *, initial: bool) -> None:
+        super().__init__()
+        self.alerts = alerts
+        self.initial = initial

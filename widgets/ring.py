@@ -1,0 +1,80 @@
+"""A bounded buffer of the most recent items that counts what it had to drop.
+
+The log feed keeps the last N entries whatever the rate: memory stays flat and the
+dropped counter tells the user how much scrolled out, instead of the UI freezing.
+Every item gets a sequence number, so a consumer that copied the ring can later ask
+for exactly what arrived after its copy.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Ring(Generic[T]):
+    """The newest `capacity` items, oldest first, with a count of the ones evicted."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._items: deque[T] = deque(maxlen=capacity)
+        self._dropped = 0
+        self._end = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._items.maxlen or 0
+
+    @property
+    def dropped(self) -> int:
+        """How many items were evicted to make room, since the ring was made."""
+        return self._dropped
+
+    @property
+    def first_seq(self) -> int:
+        """Sequence number of the oldest item held (equals `end_seq` when empty)."""
+        return self._end - len(self._items)
+
+    @property
+    def end_seq(self) -> int:
+        """Sequence number the next item will get."""
+        return self._end
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items)
+
+    def __getitem__(self, index: int) -> T:
+        return self._items[index]
+
+    def extend(self, items: Iterable[T]) -> int:
+        """Append `items`; return how many old items this evicted."""
+        batch = list(items)
+        evicted = max(0, len(self._items) + len(batch) - self.capacity)
+        self._items.extend(batch)
+        self._end += len(batch)
+        self._dropped += evicted
+        return evicted
+
+    def since(self, seq: int) -> list[T]:
+        """Items numbered `seq` and later that are still held."""
+        skip = max(0, seq - self.first_seq)
+        if skip >= len(self._items):
+            return []
+        return list(self._items)[skip:]
+
+    def snapshot(self) -> tuple[int, list[T]]:
+        """A copy of the items and the sequence number that follows them."""
+        return self._end, list(self._items)
+
+    def drain(self) -> list[T]:
+        """Take every item out, oldest first."""
+        items = list(self._items)
+        self._items.clear()
+        return items
