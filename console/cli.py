@@ -74,7 +74,6 @@ def _indexer(args: argparse.Namespace) -> int:
 def _alerter(args: argparse.Namespace) -> int:
     from backend.alerting.rules import RulesError, load_rules
     from backend.alerting.service import run_alerter
-
     from backend.bus.kafka import KafkaBus
     from backend.runner import configure_logging, serve
 
@@ -90,9 +89,8 @@ def _alerter(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from backend.monitor.service import MonitorOptions, run_monitor
-
     from backend.bus.kafka import KafkaBus
+    from backend.monitor.service import MonitorOptions, run_monitor
     from backend.runner import configure_logging, serve
 
     configure_logging(args.verbose)
@@ -104,7 +102,6 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _console(args: argparse.Namespace) -> int:
     from backend.observe.live import LiveObserver
-
     from console.app import LogdeckApp
 
     settings = _settings(args)
