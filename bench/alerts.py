@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import multiprocessing
 import random
@@ -50,6 +49,7 @@ from bench.common import (
     deadline_in,
     free_port,
     render_table,
+    run_and_record,
     wait_for_port,
 )
 from bench.ingest import code_state, machine, service_flags
@@ -481,15 +481,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        results = asyncio.run(run(args))
-    except BenchError as error:
-        print(f"\nbench: {error}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nresults written to {args.out}")
-    return 0
+    return run_and_record(run, args)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ pipeline ends the run with a clear error instead of hanging it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import signal
@@ -16,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -242,6 +244,22 @@ async def watch(
             check()
         await asyncio.sleep(interval)
     raise BenchError(f"timed out waiting for {what}: {value:,} of {target:,}")
+
+
+def run_and_record(
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+    args: argparse.Namespace,
+) -> int:
+    """Run one benchmark and write its results to `args.out`; 1 and one line if it failed."""
+    try:
+        results = asyncio.run(run(args))
+    except BenchError as error:
+        print(f"\nbench: {error}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults written to {args.out}")
+    return 0
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

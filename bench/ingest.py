@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import pstats
@@ -59,6 +58,7 @@ from bench.common import (
     finish,
     free_port,
     render_table,
+    run_and_record,
     running,
     wait_for_port,
     watch,
@@ -783,14 +783,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    try:
-        results = asyncio.run(run(args))
-    except BenchError as error:
-        print(f"\nbench: {error}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nresults written to {args.out}")
+    status = run_and_record(run, args)
+    if status:
+        return status
     if args.profile:
         for name in ("accumulator", "indexer"):
             hotspots(args.profile / f"{name}.prof")
