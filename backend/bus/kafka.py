@@ -53,12 +53,7 @@ class KafkaPublisher:
             max_batch_size=_BATCH_BYTES,
             max_request_size=4 * _BATCH_BYTES,
         )
-        try:
-            await producer.start()
-        except KafkaError as error:
-            await producer.stop()
-            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
-        self._producer = producer
+        self._producer = await _started(producer, self._bootstrap)
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -126,6 +121,16 @@ class KafkaPublisher:
         if self._producer is None:
             raise RuntimeError("publisher used before start()")
         return self._producer
+
+
+async def _started(producer: AIOKafkaProducer, bootstrap: str) -> AIOKafkaProducer:
+    """`producer`, started; closed again and `BusUnavailable` if Kafka cannot be reached."""
+    try:
+        await producer.start()
+    except KafkaError as error:
+        await producer.stop()
+        raise BusUnavailable(f"Kafka at {bootstrap} unreachable: {error}") from error
+    return producer
 
 
 async def _all_acknowledged(futures: list[asyncio.Future[object]]) -> None:
@@ -243,12 +248,7 @@ class KafkaTransactionalPublisher:
             acks="all",
             retry_backoff_ms=_TRANSACTION_RETRY_MS,
         )
-        try:
-            await producer.start()
-        except KafkaError as error:
-            await producer.stop()
-            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
-        self._producer = producer
+        self._producer = await _started(producer, self._bootstrap)
 
     async def stop(self) -> None:
         if self._producer is not None:
