@@ -24,7 +24,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +45,8 @@ from bench.common import (
     Phase,
     Service,
     background_busy,
+    bench_settings,
+    code_line,
     deadline_in,
     free_port,
     render_table,
@@ -395,21 +396,14 @@ async def check_kafka(settings: Settings) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    base = Settings.from_env()
-    settings = Settings(
-        kafka=base.kafka,
-        elasticsearch=base.elasticsearch,
-        namespace=f"bench{uuid.uuid4().hex[:8]}-alerts",
-        partitions=base.partitions,
-    )
+    settings = bench_settings("alerts")
     await check_kafka(settings)
     info = machine("not used")
     code = code_state()
     print(
         f"logdeck alert latency benchmark: {args.alerts:,} alerts at {args.probe_rate:g}/s "
         f"under {args.rate:,.0f} logs/s, namespace {settings.namespace}, {info['nproc']} CPUs, "
-        f"Kafka {settings.kafka}\ncode at {(code['commit'] or 'unknown')[:10]}, changed since: "
-        f"{', '.join(code['changed']) or 'nothing'}"
+        f"Kafka {settings.kafka}\n{code_line(code)}"
     )
     busy = info["busy_before_start"] = await background_busy()
     if busy > BUSY_BEFORE_START:

@@ -18,10 +18,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+from backend.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -244,6 +247,25 @@ async def watch(
             check()
         await asyncio.sleep(interval)
     raise BenchError(f"timed out waiting for {what}: {value:,} of {target:,}")
+
+
+def bench_settings(purpose: str) -> Settings:
+    """The servers of the `LOGDECK_*` settings, in a namespace of this run's own."""
+    base = Settings.from_env()
+    return Settings(
+        kafka=base.kafka,
+        elasticsearch=base.elasticsearch,
+        namespace=f"bench{uuid.uuid4().hex[:8]}-{purpose}",
+        partitions=base.partitions,
+    )
+
+
+def code_line(code: dict[str, Any]) -> str:
+    """Which commit is measured, and what differs from it."""
+    return (
+        f"code at {(code['commit'] or 'unknown')[:10]}, changed since: "
+        f"{', '.join(code['changed']) or 'nothing'}"
+    )
 
 
 def run_and_record(

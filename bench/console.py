@@ -22,7 +22,6 @@ import queue
 import random
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,8 @@ from bench.common import (
     BenchError,
     Phase,
     background_busy,
+    bench_settings,
+    code_line,
     deadline_in,
     polls_until,
     render_table,
@@ -586,21 +587,14 @@ def render(rows: Sequence[dict[str, Any]], rates: Sequence[int]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    base = Settings.from_env()
-    settings = Settings(
-        kafka=base.kafka,
-        elasticsearch=base.elasticsearch,
-        namespace=f"bench{uuid.uuid4().hex[:8]}-console",
-        partitions=base.partitions,
-    )
+    settings = bench_settings("console")
     await check_kafka(settings)
     info = machine("not queried (health only)")
     code = code_state()
     print(
         f"logdeck console benchmark: {', '.join(f'{r:,}' for r in args.rates)} logs/s, "
         f"{args.seconds:g} s each, namespace {settings.namespace}, {info['nproc']} CPUs, "
-        f"Kafka {settings.kafka}\ncode at {(code['commit'] or 'unknown')[:10]}, changed since: "
-        f"{', '.join(code['changed']) or 'nothing'}"
+        f"Kafka {settings.kafka}\n{code_line(code)}"
     )
     busy = info["busy_before_start"] = await background_busy()
     if busy > BUSY_BEFORE_START:

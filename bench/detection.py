@@ -24,7 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -44,6 +43,8 @@ from bench.common import (
     Phase,
     Service,
     background_busy,
+    bench_settings,
+    code_line,
     deadline_in,
     free_port,
     polls_until,
@@ -466,13 +467,7 @@ def report(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    base = Settings.from_env()
-    settings = Settings(
-        kafka=base.kafka,
-        elasticsearch=base.elasticsearch,
-        namespace=f"bench{uuid.uuid4().hex[:8]}-detection",
-        partitions=base.partitions,
-    )
+    settings = bench_settings("detection")
     await check_kafka(settings)
     info = machine()
     code = code_state()
@@ -480,8 +475,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"logdeck detection benchmark: {args.nodes} nodes at {args.rate:g} logs/s each, "
         f"{args.kill} killed, timeout {args.timeout:g} s, soak {args.soak:g} s, "
         f"namespace {settings.namespace}, {info['nproc']} CPUs\n"
-        f"code at {(code['commit'] or 'unknown')[:10]}, changed since: "
-        f"{', '.join(code['changed']) or 'nothing'}"
+        f"{code_line(code)}"
     )
     info["busy_before_start"] = await background_busy()
     try:
