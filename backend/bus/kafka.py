@@ -30,6 +30,8 @@ from backend.stack.kafka import kafka_ready
 _BATCH_BYTES = 512 * 1024
 _LINGER_MS = 5
 _KEY_CACHE_SIZE = 100_000
+_QUEUED_RECORDS = 50_000
+"""Records waiting for the flusher beyond which `enqueue` blocks: the backpressure."""
 _SNAPSHOT_TIMEOUT_S = 120.0
 _TRANSACTION_RETRY_MS = 10
 """Kafka 4 answers a transaction's first write that races the markers of the one before
@@ -39,10 +41,27 @@ result's latency."""
 
 
 class KafkaPublisher:
+    """Publishes through one flusher task that shares batches between all callers.
+
+    `enqueue` only queues the records; the flusher takes everything queued at once and
+    fills one record batch per partition from it. A hundred connections sending a few
+    records each so make a few large produce requests instead of a hundred small ones
+    racing for each partition's single open batch, which under load left records
+    waiting in aiokafka until they timed out and had to be resent.
+    """
+
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self._key_hashes: dict[bytes, int] = {}
+        self._queued: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
+        self._queued_records = 0
+        self._work = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -54,13 +73,57 @@ class KafkaPublisher:
             max_request_size=4 * _BATCH_BYTES,
         )
         self._producer = await _started(producer, self._bootstrap)
+        self._closing = False
+        self._flusher = asyncio.create_task(self._flush_forever())
 
     async def stop(self) -> None:
+        """Hand over what is queued, wait for the broker's answers, then close."""
+        if self._flusher is not None:
+            self._closing = True
+            self._work.set()
+            await self._flusher
+            self._flusher = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        if self._answering:
+            await asyncio.gather(*self._answering)
 
     async def enqueue(self, records: Sequence[Outgoing]) -> Delivery:
+        """Queue `records`; blocks while `_QUEUED_RECORDS` wait for the flusher already."""
+        self._require()
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not records:
+            delivery.set_result(None)
+            return delivery
+        while self._queued_records >= _QUEUED_RECORDS:
+            self._room.clear()
+            await self._room.wait()
+        self._queued.append((records, delivery))
+        self._queued_records += len(records)
+        self._work.set()
+        return delivery
+
+    async def _flush_forever(self) -> None:
+        while self._queued or not self._closing:
+            await self._work.wait()
+            self._work.clear()
+            taken, self._queued = self._queued, []
+            self._queued_records = 0
+            self._room.set()
+            if not taken:
+                continue
+            deliveries = [delivery for _, delivery in taken]
+            try:
+                acks = await self._send([record for records, _ in taken for record in records])
+            except BusUnavailable as error:
+                _settle(deliveries, error)
+                continue
+            answering = asyncio.create_task(_answer(acks, deliveries))
+            self._answering.add(answering)
+            answering.add_done_callback(self._answering.discard)
+
+    async def _send(self, records: list[Outgoing]) -> list[asyncio.Future[object]]:
         """Fill one record batch per partition and hand each to the producer whole.
 
         aiokafka's per-record `send` costs about 13 µs of CPU; building the batches here
@@ -101,7 +164,7 @@ class KafkaPublisher:
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
         except KafkaError as error:
             raise BusUnavailable(f"Kafka refused a send: {error}") from error
-        return asyncio.ensure_future(_all_acknowledged(futures))
+        return futures
 
     def _hash(self, key: bytes | None) -> int:
         """Kafka's default partitioning (murmur2 of the key), cached: keys are node ids."""
@@ -133,11 +196,26 @@ async def _started(producer: AIOKafkaProducer, bootstrap: str) -> AIOKafkaProduc
     return producer
 
 
-async def _all_acknowledged(futures: list[asyncio.Future[object]]) -> None:
+async def _answer(
+    acks: list[asyncio.Future[object]], deliveries: list[asyncio.Future[None]]
+) -> None:
+    """Complete the callers' deliveries once the broker has answered for their batches."""
     try:
-        await asyncio.gather(*futures)
+        await asyncio.gather(*acks)
     except KafkaError as error:
-        raise BusUnavailable(f"Kafka did not acknowledge: {error}") from error
+        _settle(deliveries, BusUnavailable(f"Kafka did not acknowledge: {error}"))
+    else:
+        _settle(deliveries, None)
+
+
+def _settle(deliveries: list[asyncio.Future[None]], error: BusUnavailable | None) -> None:
+    for delivery in deliveries:
+        if delivery.done():
+            continue
+        if error is None:
+            delivery.set_result(None)
+        else:
+            delivery.set_exception(error)
 
 
 class KafkaSubscription:
