@@ -5,9 +5,19 @@ from backend.bus.base import (
     BusUnavailable,
     Delivery,
     Incoming,
+    Lane,
     Outgoing,
     Publisher,
     Subscription,
 )
 
-__all__ = ["Bus", "BusUnavailable", "Delivery", "Incoming", "Outgoing", "Publisher", "Subscription"]
+__all__ = [
+    "Bus",
+    "BusUnavailable",
+    "Delivery",
+    "Incoming",
+    "Lane",
+    "Outgoing",
+    "Publisher",
+    "Subscription",
+]

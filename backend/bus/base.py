@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
+Lane = tuple[str, int]
+"""A topic and one of its partitions."""
 
 
 class BusUnavailable(Exception):
@@ -73,6 +75,19 @@ class Subscription(Protocol):
 
     async def commit(self) -> None:
         """Mark everything returned by `poll` so far as processed by this group."""
+
+    def assignment(self) -> frozenset[Lane]:
+        """The partitions this reader owns right now (a group shares them out)."""
+
+    async def read_through(self, lane: Lane) -> float | None:
+        """Epoch seconds up to which every record published to `lane` has come out of `poll`.
+
+        None while the reader is behind on `lane` or has not learnt its end yet: what is
+        not read cannot be judged (the heartbeat monitor's silence rests on this).
+        """
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions `topic` has, once the reader knows."""
 
 
 class TransactionalPublisher(Protocol):

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     IllegalOperation,
+    IllegalStateError,
     InvalidProducerEpoch,
     KafkaError,
     ProducerFenced,
@@ -24,7 +26,14 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from backend.bus.base import BusUnavailable, Delivery, Incoming, Outgoing, PublisherFenced
+from backend.bus.base import (
+    BusUnavailable,
+    Delivery,
+    Incoming,
+    Lane,
+    Outgoing,
+    PublisherFenced,
+)
 from backend.stack.kafka import kafka_ready
 
 _BATCH_BYTES = 512 * 1024
@@ -272,6 +281,39 @@ class KafkaSubscription:
             await self._consumer.commit()
         except KafkaError as error:
             raise BusUnavailable(f"offset commit failed: {error}") from error
+
+    def assignment(self) -> frozenset[Lane]:
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def read_through(self, lane: Lane) -> float | None:
+        return await read_through(self._consumer, TopicPartition(*lane))
+
+    def partition_count(self, topic: str) -> int | None:
+        return len(self._consumer.partitions_for_topic(topic) or ()) or None
+
+
+async def read_through(consumer: Any, partition: TopicPartition) -> float | None:
+    """When the fetch response was received whose end `consumer`'s position has reached.
+
+    The end is the last stable offset (readers see committed records only), as the
+    broker's latest fetch response for the partition reported it: once the position is
+    there, everything written before that response has been read. Responses come at
+    least every fetch wait (0.5 s) while the broker answers; when it stops answering or
+    the reader falls behind, the time stops moving.
+    """
+    if partition not in consumer.assignment():
+        return None
+    polled_ms = consumer.last_poll_timestamp(partition)
+    end = consumer.last_stable_offset(partition)
+    if end is None or end < 0:
+        end = consumer.highwater(partition)
+    if polled_ms is None or end is None:
+        return None  # not fetched yet since it was assigned
+    try:
+        position = await consumer.position(partition)
+    except IllegalStateError:
+        return None  # revoked meanwhile
+    return polled_ms / 1000 if position >= end else None
 
 
 class KafkaTail(KafkaSubscription):

@@ -21,15 +21,12 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from aiokafka import TopicPartition
-
-from backend.bus import Bus, BusUnavailable, Incoming, Outgoing, Publisher
-from backend.bus.kafka import KafkaSubscription
+from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Publisher, Subscription
 from backend.config import Settings
 from backend.monitor.progress import Progress
 from backend.monitor.registry import Change, Event, Kind, Policy, Registry
 from backend.retry import retrying
-from backend.runner import ServiceError, until_stopped
+from backend.runner import until_stopped
 from backend.schemas import (
     AlertKind,
     ClearAlert,
@@ -78,7 +75,7 @@ class Monitor:
         self,
         settings: Settings,
         bus: Bus,
-        subscription: KafkaSubscription,
+        subscription: Subscription,
         publisher: Publisher,
         registry: Registry,
     ) -> None:
@@ -88,7 +85,7 @@ class Monitor:
         self._publisher = publisher
         self.registry = registry
         topics = settings.topics
-        self._progress = Progress(subscription.consumer, (topics.registrations, topics.heartbeats))
+        self._progress = Progress(subscription, (topics.registrations, topics.heartbeats))
         self._announced = False
         self.stats = MonitorStats()
 
@@ -123,7 +120,7 @@ class Monitor:
     def _order(self, record: Incoming) -> tuple[int, int]:
         return record.timestamp_ms, record.topic == self._settings.topics.heartbeats
 
-    async def _restore(self, gained: set[TopicPartition], now: float) -> None:
+    async def _restore(self, gained: set[Lane], now: float) -> None:
         """The registry entries of nodes on newly gained partitions, as last published."""
         self._announced = False
         topic = self._settings.topics.registry
@@ -155,7 +152,7 @@ class Monitor:
             down,
         )
 
-    def _on(self, node_id: str, partitions: set[TopicPartition]) -> bool:
+    def _on(self, node_id: str, partitions: set[Lane]) -> bool:
         lanes = self._progress.lanes(node_id)
         return lanes is None or any(lane in partitions for lane in lanes)
 
@@ -256,8 +253,6 @@ async def run_monitor(
     topics = settings.topics
     group = settings.group("monitor")
     subscription = bus.subscription([topics.registrations, topics.heartbeats], group)
-    if not isinstance(subscription, KafkaSubscription):
-        raise ServiceError("the heartbeat monitor needs Kafka: it judges silence by its offsets")
     publisher = bus.publisher()
     monitor = Monitor(
         settings, bus, subscription, publisher, Registry(Policy(timeout_s=options.timeout_s))
@@ -285,7 +280,7 @@ async def run_monitor(
 
 
 async def _connect(
-    settings: Settings, bus: Bus, subscription: KafkaSubscription, publisher: Publisher
+    settings: Settings, bus: Bus, subscription: Subscription, publisher: Publisher
 ) -> None:
     kafka = f"Kafka at {settings.kafka}"
     await retrying(

@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from backend.bus import Incoming
+from backend.bus.kafka import read_through
 from backend.monitor.progress import Progress
 from backend.monitor.registry import Change, Event, Kind, Observed, Policy, Registry
 from backend.monitor.service import node_down_fingerprint
@@ -386,6 +387,30 @@ class FakeConsumer:
             self.positions[tp] = read
 
 
+class ConsumerSubscription:
+    """The progress calls of `KafkaSubscription`, on a `FakeConsumer`."""
+
+    def __init__(self, consumer: FakeConsumer) -> None:
+        self.consumer = consumer
+
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        return frozenset((tp.topic, tp.partition) for tp in self.consumer.assignment())
+
+    async def read_through(self, lane: tuple[str, int]) -> float | None:
+        return await read_through(self.consumer, TopicPartition(*lane))
+
+    def partition_count(self, topic: str) -> int | None:
+        return len(self.consumer.partitions_for_topic(topic)) or None
+
+
+def progress_of(consumer: FakeConsumer) -> Progress:
+    return Progress(ConsumerSubscription(consumer), TOPICS)  # type: ignore[arg-type]
+
+
+def lanes(tps: set[TopicPartition]) -> set[tuple[str, int]]:
+    return {(tp.topic, tp.partition) for tp in tps}
+
+
 TOPICS = ("ns.registrations", "ns.heartbeats")
 
 
@@ -402,11 +427,11 @@ async def test_progress_judges_nothing_before_the_assignment_and_the_first_fetch
 ) -> None:
     monkeypatch.setattr("time.time", lambda: T0_MS / 1000)
     consumer = FakeConsumer()
-    progress = Progress(consumer, TOPICS)
+    progress = progress_of(consumer)
     assert await progress.refresh(100.0) == set()
     assert progress.observe("payment-01") is None
     consumer.assigned = set(every_partition(consumer))
-    assert await progress.refresh(100.1) == consumer.assigned
+    assert await progress.refresh(100.1) == lanes(consumer.assigned)
     assert progress.observe("payment-01") is None
 
 
@@ -422,7 +447,7 @@ async def test_progress_horizon_is_the_fetch_whose_end_was_reached(monkeypatch: 
     consumer = FakeConsumer()
     tps = every_partition(consumer)
     consumer.assigned = set(tps)
-    progress = Progress(consumer, TOPICS)
+    progress = progress_of(consumer)
     consumer.fetched(T0_MS - 200, 10, 10, *tps)  # a fetch 0.2 s ago, all of it read
     await progress.refresh(50.0)
     assert seen(progress) == pytest.approx((49.8, 50.0))
@@ -448,7 +473,7 @@ async def test_progress_judges_a_node_only_on_the_partitions_its_records_are_on(
     consumer = FakeConsumer()
     tps = every_partition(consumer)
     consumer.assigned = set(tps)
-    progress = Progress(consumer, TOPICS)
+    progress = progress_of(consumer)
     progress.note("payment-01", record("ns.registrations", 2))
     progress.note("payment-01", record("ns.heartbeats", 2))
     lagging = TopicPartition("ns.heartbeats", 2)
@@ -469,21 +494,21 @@ async def test_progress_forgets_a_revoked_partition_and_restarts_grace_when_rega
     tps = every_partition(consumer)
     consumer.assigned = set(tps)
     consumer.fetched(T0_MS, 5, 5, *tps)
-    progress = Progress(consumer, TOPICS)
+    progress = progress_of(consumer)
     await progress.refresh(10.0)
     assert progress.observe("payment-01") is not None
     consumer.assigned = set()
     await progress.refresh(11.0)
     assert progress.observe("payment-01") is None
     consumer.assigned = set(tps)
-    assert await progress.refresh(20.0) == set(tps)
+    assert await progress.refresh(20.0) == lanes(set(tps))
     observed = progress.observe("payment-01")
     assert observed is not None and observed.since == 20.0
 
 
 async def test_progress_guesses_an_unseen_nodes_partition_as_the_producer_hashes_it() -> None:
     consumer = FakeConsumer(partitions=6)
-    progress = Progress(consumer, TOPICS)
+    progress = progress_of(consumer)
     # Kafka's default partitioner: murmur2(b"payment-01") & 0x7fffffff = 2081862125, % 6 = 5
     assert progress.lanes("payment-01") == (
         TopicPartition("ns.registrations", 5),
