@@ -10,7 +10,7 @@ the observer handed to them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import ClassVar, TypeVar
@@ -24,6 +24,7 @@ from backend.observe.base import Observer, ServiceHealth
 from backend.schemas import Alert, Level, Log, NodeEntry
 from console.screens import HelpScreen, MainScreen, SearchScreen
 from console.screens.detail import DetailScreen
+from console.screens.help import Section
 from widgets.alert_queue import AlertQueue
 from widgets.feeds import Backoff, FeedState, Follower
 from widgets.log_feed import DEFAULT_CAPACITY, LogFeed
@@ -52,6 +53,7 @@ class LogdeckApp(App[None]):
         Binding("f2,ctrl+f", "search", "Search", id="app.search"),
         Binding("question_mark", "help", "Keys", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit", show=False),
+        Binding("ctrl+c", "quit", "Quit", id="app.interrupt", show=False),
     ]
 
     health: reactive[tuple[ServiceHealth, ...]] = reactive(())
@@ -70,8 +72,10 @@ class LogdeckApp(App[None]):
         capacity: int = DEFAULT_CAPACITY,
         flush_interval: float = 0.1,
         backoff: Backoff = DEFAULT_BACKOFF,
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self._keymap = dict(keymap or {})
         self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
         self.VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
         self.observer = observer
@@ -98,6 +102,8 @@ class LogdeckApp(App[None]):
         return self.main
 
     def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
         self.set_interval(self._flush_interval, self.flush)
         self.set_interval(1.0, self.poll)
         self.poll()
@@ -205,18 +211,7 @@ class LogdeckApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(
-            HelpScreen(
-                [
-                    ("Everywhere", [*self.BINDINGS, *_PALETTE_BINDINGS]),
-                    ("Log feed", [*LogView.BINDINGS, *LogFeed.BINDINGS]),
-                    ("Nodes", NodeTable.BINDINGS),
-                    ("Alerts", AlertQueue.BINDINGS),
-                    ("Search (F2)", SearchScreen.BINDINGS),
-                    ("Log entry", DetailScreen.BINDINGS),
-                ]
-            )
-        )
+        self.push_screen(HelpScreen(help_sections(), self._keymap))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -251,6 +246,18 @@ class LogdeckApp(App[None]):
             "Toggle ACKED alerts in the queue (h)",
             alerts.action_toggle_acked,
         )
+
+
+def help_sections() -> list[Section]:
+    """Every binding of the console by where it works: the help screen and the keymap's ids."""
+    return [
+        ("Everywhere", [*LogdeckApp.BINDINGS, *_PALETTE_BINDINGS]),
+        ("Log feed", [*LogView.BINDINGS, *LogFeed.BINDINGS]),
+        ("Nodes", NodeTable.BINDINGS),
+        ("Alerts", AlertQueue.BINDINGS),
+        ("Search (F2)", SearchScreen.BINDINGS),
+        ("Log entry", DetailScreen.BINDINGS),
+    ]
 
 
 _PALETTE_BINDINGS = [

@@ -1,7 +1,6 @@
 """Which log entries the feed shows: levels, minimum level, services, nodes, text.
 
-Pure and immutable, so the feed can hand a filter to a thread that re-filters the ring
-while new entries keep being checked against the same object on the event loop.
+Pure and immutable: a filter is a value the feed swaps whole, never edits in place.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ entries are then counted instead of scrolled to, and End resumes.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -23,7 +24,7 @@ from textual.scrollbar import ScrollTo
 from textual.strip import Strip
 
 from backend.schemas import Level, Log
-from widgets.formatting import log_time
+from widgets.formatting import log_time, parse_time
 from widgets.ring import Ring
 
 _CONTROL = {code: "�" for code in range(32)} | {ord("\t"): " ", ord("\n"): "⏎"}
@@ -161,6 +162,19 @@ class LogView(ScrollView, can_focus=True):
             self.unseen = 0
             self._show_cursor()
         self.refresh()
+
+    def go_to(self, moment: datetime) -> bool:
+        """Pause with the cursor on the first entry at or after `moment`; False if none is."""
+        for index, log in enumerate(self._entries):
+            logged = parse_time(log.timestamp)
+            if logged is not None and logged >= moment:
+                self.follow = False
+                self._cursor = index
+                self._cache.clear()
+                self._show_cursor()
+                self.refresh()
+                return True
+        return False
 
     def _index_of(self, log: Log | None) -> int | None:
         if not self._entries:

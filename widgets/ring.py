@@ -2,8 +2,7 @@
 
 The log feed keeps the last N entries whatever the rate: memory stays flat and the
 dropped counter tells the user how much scrolled out, instead of the UI freezing.
-Every item gets a sequence number, so a consumer that copied the ring can later ask
-for exactly what arrived after its copy.
+Every item gets a sequence number, which names a row in caches and counts what arrived.
 """
 
 from __future__ import annotations
@@ -61,17 +60,6 @@ class Ring(Generic[T]):
         self._end += len(batch)
         self._dropped += evicted
         return evicted
-
-    def since(self, seq: int) -> list[T]:
-        """Items numbered `seq` and later that are still held."""
-        skip = max(0, seq - self.first_seq)
-        if skip >= len(self._items):
-            return []
-        return list(self._items)[skip:]
-
-    def snapshot(self) -> tuple[int, list[T]]:
-        """A copy of the items and the sequence number that follows them."""
-        return self._end, list(self._items)
 
     def drain(self) -> list[T]:
         """Take every item out, oldest first."""

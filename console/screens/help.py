@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.table import Table
@@ -15,10 +16,24 @@ from textual.widgets import Static
 Section = tuple[str, Sequence[BindingType]]
 
 
-def key_rows(bindings: Iterable[BindingType], key_display: dict[str, str]) -> list[tuple[str, str]]:
-    """(keys, description) per action, with the keys of one action joined: `enter o`."""
+def key_rows(
+    bindings: Iterable[BindingType],
+    key_display: Mapping[str, str],
+    keymap: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """(keys, description) per action, with the keys of one action joined: `enter o`.
+
+    Keys come from `keymap` where it remaps a binding's id, as they do in the app.
+    """
+    keymap = keymap or {}
+    remapped = [
+        replace(binding, key=keymap[binding.id])
+        if isinstance(binding, Binding) and binding.id is not None and binding.id in keymap
+        else binding
+        for binding in bindings
+    ]
     rows: dict[tuple[str, str], list[str]] = {}
-    for binding in Binding.make_bindings(bindings):
+    for binding in Binding.make_bindings(remapped):
         key = key_display.get(binding.key, binding.key)
         description = binding.tooltip or binding.description
         rows.setdefault((binding.action, description), []).append(key)
@@ -66,9 +81,12 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
     ]
 
-    def __init__(self, sections: Sequence[Section]) -> None:
+    def __init__(
+        self, sections: Sequence[Section], keymap: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__()
         self._sections = sections
+        self._keymap = keymap or {}
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help") as frame:
@@ -78,7 +96,8 @@ class HelpScreen(ModalScreen[None]):
                 for column in _columns(self._sections):
                     with Vertical(classes="help-column"):
                         for title, bindings in column:
-                            yield Static(_table(title, bindings), classes="help-section")
+                            table = _table(title, bindings, self._keymap)
+                            yield Static(table, classes="help-section")
 
 
 def _columns(sections: Sequence[Section]) -> list[list[Section]]:
@@ -93,7 +112,7 @@ def _columns(sections: Sequence[Section]) -> list[list[Section]]:
     return [list(sections[:split]), list(sections[split:])]
 
 
-def _table(title: str, bindings: Sequence[BindingType]) -> Table:
+def _table(title: str, bindings: Sequence[BindingType], keymap: Mapping[str, str]) -> Table:
     table = Table(
         title=f" {title} ",
         title_style="bold reverse",
@@ -105,6 +124,6 @@ def _table(title: str, bindings: Sequence[BindingType]) -> Table:
     )
     table.add_column(style="bold", no_wrap=True, width=12)
     table.add_column(ratio=1)
-    for keys, description in key_rows(bindings, KEY_NAMES):
+    for keys, description in key_rows(bindings, KEY_NAMES, keymap):
         table.add_row(keys, description)
     return table

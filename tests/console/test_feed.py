@@ -52,16 +52,16 @@ async def test_keys_1_to_4_toggle_levels_and_m_cycles_a_minimum() -> None:
         assert shown_levels(feed) == set(Level)
 
         await pilot.press("3")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert shown_levels(feed) == {Level.ERROR}
         assert "filter: ERROR" in str(feed.border_subtitle)
 
         await pilot.press("4")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert shown_levels(feed) == {Level.ERROR, Level.FATAL}
 
         await pilot.press("3", "4", "m", "m")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert feed.filter.min_level is Level.ERROR
         assert shown_levels(feed) == {Level.ERROR, Level.FATAL}
 
@@ -91,7 +91,7 @@ async def test_service_and_node_picker_completes_and_filters() -> None:
         await pilot.press("comma", "space", *"orders-1")
         assert prompt_input.value == "payments, orders-1"
         await pilot.press("enter")
-        await settle(pilot, "refilter")
+        await settle(pilot)
 
         assert feed.filter.services == {"payments"}
         assert feed.filter.nodes == {"orders-1"}
@@ -99,7 +99,7 @@ async def test_service_and_node_picker_completes_and_filters() -> None:
         assert feed.view.has_focus
 
         await pilot.press("s", "ctrl+u", *"payments", "enter")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert {log.service_name for log in feed.view.entries} == {"payments"}
         assert len(feed.view.entries) == sum(log.service_name == "payments" for log in feed.ring)
 
@@ -125,20 +125,20 @@ async def test_text_filter_regex_and_inversion() -> None:
         feed = app.main.feed
 
         await pilot.press("slash", *"declined|crashed", "enter")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert feed.view.entries
         assert all(
             "declined" in log.message or "crashed" in log.message for log in feed.view.entries
         )
 
         await pilot.press("slash", "ctrl+u", *"!cache", "enter")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert feed.view.entries
         assert all("cache" not in log.message for log in feed.view.entries)
         assert "!/cache/" in str(feed.border_subtitle)
 
         await pilot.press("x")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert len(feed.view.entries) == 60
 
 
@@ -180,7 +180,7 @@ async def test_filters_apply_to_entries_already_in_the_ring_and_to_new_ones() ->
                 make_log(3, NOW, level=Level.ERROR, message="new error"),
             ]
         )
-        await settle(pilot, "refilter")
+        await settle(pilot)
         messages = [log.message for log in app.main.feed.view.entries]
         assert messages == ["old error", "new error"]
 
@@ -283,14 +283,14 @@ async def test_enter_on_a_node_filters_the_feed_to_it_and_again_shows_all() -> N
         nodes = app.main.nodes
         nodes.focus()
         await pilot.press("down", "enter")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         chosen = nodes.feed_node
         assert chosen is not None
         assert {log.node_id for log in app.main.feed.view.entries} == {chosen}
         assert f"feed: {chosen}" in str(nodes.border_title)
 
         await pilot.press("enter")
-        await settle(pilot, "refilter")
+        await settle(pilot)
         assert nodes.feed_node is None
         assert len(app.main.feed.view.entries) == 80
 
