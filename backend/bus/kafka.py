@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     IllegalOperation,
     IllegalStateError,
@@ -239,6 +240,9 @@ class KafkaSubscription:
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             isolation_level="read_committed",
+            # Partition p of every topic to the same member: a node's heartbeats and
+            # registrations (same key, same partition number) are judged by one monitor.
+            partition_assignment_strategy=(RangePartitionAssignor,),
             fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
