@@ -152,14 +152,14 @@ async def run_accumulator(
     listen_port = settings.accumulator_port if port is None else port
     await retrying(
         lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
-        what=f"creating topics on Kafka at {settings.kafka}",
+        what=f"creating topics on {settings.bus_label}",
         retry_on=(BusUnavailable,),
         log=log,
     )
     publisher = bus.publisher()
     await retrying(
         publisher.start,
-        what=f"connecting to Kafka at {settings.kafka}",
+        what=f"connecting to {settings.bus_label}",
         retry_on=(BusUnavailable,),
         log=log,
     )
@@ -172,10 +172,10 @@ async def run_accumulator(
         address = f"{settings.accumulator_host}:{listen_port}"
         raise ServiceError(f"accumulator cannot listen on {address}: {error.strerror}") from None
     log.info(
-        "accumulator listening on %s:%d, publishing to Kafka at %s",
+        "accumulator listening on %s:%d, publishing to %s",
         settings.accumulator_host,
         server.port,
-        settings.kafka,
+        settings.bus_label,
     )
     try:
         await stop.wait()

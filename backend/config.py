@@ -1,4 +1,7 @@
-"""Where the services find Kafka and Elasticsearch, and what the shared names are.
+"""Where the services find their bus and store, and what the shared names are.
+
+The bus and store are Kafka and Elasticsearch unless `embedded` names a data folder:
+then both live in SQLite files there (`logdeck demo`, or any service with `--embedded`).
 
 Every name of DESIGN.md (topics, indices, consumer groups, the accumulator's port) is
 derived here from one namespace, so tests can run side by side on one broker and one
@@ -9,12 +12,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 DEFAULT_NAMESPACE = "logdeck"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_ELASTICSEARCH = "http://127.0.0.1:9200"
 DEFAULT_ACCUMULATOR_HOST = "127.0.0.1"
 DEFAULT_ACCUMULATOR_PORT = 24224
+
+
+BUS_FILE = "bus.db"
+STORE_FILE = "store.db"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded bus and store keep their files: the XDG data folder."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "logdeck"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +103,8 @@ class Settings:
     retention_days: int = 7
     accumulator_host: str = DEFAULT_ACCUMULATOR_HOST
     accumulator_port: int = DEFAULT_ACCUMULATOR_PORT
+    embedded: Path | None = None
+    """The data folder of the embedded bus and store; None: Kafka and Elasticsearch."""
     topics: Topics = field(init=False)
     indices: Indices = field(init=False)
 
@@ -106,9 +122,36 @@ class Settings:
             namespace=env.get("LOGDECK_NAMESPACE", DEFAULT_NAMESPACE),
             partitions=int(env.get("LOGDECK_PARTITIONS", "6")),
             retention_days=int(env.get("LOGDECK_RETENTION_DAYS", "7")),
+            embedded=Path(env["LOGDECK_EMBEDDED"]) if env.get("LOGDECK_EMBEDDED") else None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base  # type: ignore[arg-type]
+
+    @property
+    def bus_name(self) -> str:
+        """What carries the topics, for messages and the console's header."""
+        return "Kafka" if self.embedded is None else "Bus"
+
+    @property
+    def store_name(self) -> str:
+        return "Elasticsearch" if self.embedded is None else "Store"
+
+    @property
+    def bus_address(self) -> str:
+        return self.kafka if self.embedded is None else str(self.embedded / BUS_FILE)
+
+    @property
+    def store_address(self) -> str:
+        return self.elasticsearch if self.embedded is None else str(self.embedded / STORE_FILE)
+
+    @property
+    def bus_label(self) -> str:
+        """E.g. `Kafka at 127.0.0.1:9092`, for log lines and errors."""
+        return f"{self.bus_name} at {self.bus_address}"
+
+    @property
+    def store_label(self) -> str:
+        return f"{self.store_name} at {self.store_address}"
 
     def group(self, role: str) -> str:
         """Consumer group of a role: `indexer`, `alerter`, `monitor` in the default namespace."""

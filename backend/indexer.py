@@ -156,7 +156,7 @@ async def run_indexer(settings: Settings, bus: Bus, store: Store, stop: asyncio.
     async def work() -> None:
         await _connect(settings, bus, store, subscription, dead)
         log.info(
-            "indexer consuming %s as group %s into %s", topics.logs, group, settings.elasticsearch
+            "indexer consuming %s as group %s into %s", topics.logs, group, settings.store_label
         )
         await asyncio.gather(indexer.consume(), indexer.apply_retention())
 
@@ -170,7 +170,7 @@ async def run_indexer(settings: Settings, bus: Bus, store: Store, stop: asyncio.
 async def _connect(
     settings: Settings, bus: Bus, store: Store, subscription: Subscription, dead: Publisher
 ) -> None:
-    kafka = f"Kafka at {settings.kafka}"
+    kafka = settings.bus_label
     await retrying(
         lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
         what=f"creating topics on {kafka}",
@@ -179,7 +179,7 @@ async def _connect(
     )
     await retrying(
         store.ensure_schema,
-        what=f"preparing Elasticsearch at {settings.elasticsearch}",
+        what=f"preparing {settings.store_label}",
         retry_on=(StoreUnavailable,),
         log=log,
     )

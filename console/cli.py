@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from backend.config import Settings
+from backend.config import Settings, default_data_dir
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -22,6 +22,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         retention_days=getattr(args, "retention_days", None),
         accumulator_host=getattr(args, "host", None),
         accumulator_port=getattr(args, "port", None),
+        embedded=args.embedded,
     )
 
 
@@ -36,6 +37,15 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
         help="Elasticsearch (LOGDECK_ELASTICSEARCH, http://127.0.0.1:9200)",
     )
     group.add_argument(
+        "--embedded",
+        nargs="?",
+        type=Path,
+        const=default_data_dir(),
+        metavar="DIR",
+        help="the embedded bus and store (SQLite) in DIR instead of Kafka and Elasticsearch "
+        f"(LOGDECK_EMBEDDED; DIR defaults to {default_data_dir()})",
+    )
+    group.add_argument(
         "--namespace", help="prefix of topics, indices and groups (LOGDECK_NAMESPACE, logdeck)"
     )
     group.add_argument(
@@ -46,35 +56,28 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
 
 def _accumulator(args: argparse.Namespace) -> int:
     from backend.accumulator import run_accumulator
-    from backend.bus.kafka import KafkaBus
+    from backend.backends import open_bus
     from backend.runner import configure_logging, serve
 
     configure_logging(args.verbose)
     settings = _settings(args)
-    bus = KafkaBus(settings.kafka, settings.partitions)
-    return serve(lambda stop: run_accumulator(settings, bus, stop))
+    return serve(lambda stop: run_accumulator(settings, open_bus(settings), stop))
 
 
 def _indexer(args: argparse.Namespace) -> int:
-    from backend.bus.kafka import KafkaBus
+    from backend.backends import open_bus, open_store
     from backend.indexer import run_indexer
     from backend.runner import configure_logging, serve
-    from backend.store.elasticsearch import ElasticsearchStore
 
     configure_logging(args.verbose)
     settings = _settings(args)
-
-    async def service(stop: asyncio.Event) -> None:
-        store = ElasticsearchStore(settings.elasticsearch, settings.indices)
-        await run_indexer(settings, KafkaBus(settings.kafka, settings.partitions), store, stop)
-
-    return serve(service)
+    return serve(lambda stop: run_indexer(settings, open_bus(settings), open_store(settings), stop))
 
 
 def _alerter(args: argparse.Namespace) -> int:
     from backend.alerting.rules import RulesError, load_rules
     from backend.alerting.service import run_alerter
-    from backend.bus.kafka import KafkaBus
+    from backend.backends import open_bus
     from backend.runner import configure_logging, serve
 
     configure_logging(args.verbose)
@@ -84,30 +87,84 @@ def _alerter(args: argparse.Namespace) -> int:
         print(f"logdeck alerter: {error}", file=sys.stderr)
         return 2
     settings = _settings(args)
-    bus = KafkaBus(settings.kafka, settings.partitions)
-    return serve(lambda stop: run_alerter(settings, bus, stop, rules))
+    return serve(lambda stop: run_alerter(settings, open_bus(settings), stop, rules))
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from backend.bus.kafka import KafkaBus
+    from backend.backends import open_bus
     from backend.monitor.service import MonitorOptions, run_monitor
     from backend.runner import configure_logging, serve
 
     configure_logging(args.verbose)
     settings = _settings(args)
-    bus = KafkaBus(settings.kafka, settings.partitions)
     options = MonitorOptions(timeout_s=args.timeout)
-    return serve(lambda stop: run_monitor(settings, bus, stop, options))
+    return serve(lambda stop: run_monitor(settings, open_bus(settings), stop, options))
+
+
+def _keymap(args: argparse.Namespace) -> dict[str, str]:
+    """The keys file named by --keys, or the default one if it exists."""
+    from console.app import help_sections
+    from console.keymap import binding_ids, default_keymap_file, load_keymap
+
+    path: Path | None = args.keys
+    if path is None:
+        path = default_keymap_file()
+        if not path.exists():
+            return {}
+    known = {id for _, bindings in help_sections() for id in binding_ids(bindings)}
+    return load_keymap(path, known)
+
+
+def _list_keys() -> None:
+    """Each binding id with its keys, as a keys file would write them."""
+    from textual.binding import Binding
+
+    from console.app import help_sections
+
+    for section, bindings in help_sections():
+        print(f"# {section}")
+        keys: dict[str, list[str]] = {}
+        texts: dict[str, str] = {}
+        for binding in Binding.make_bindings(bindings):
+            if binding.id:
+                keys.setdefault(binding.id, []).append(binding.key)
+                texts[binding.id] = binding.tooltip or binding.description
+        for binding_id, bound in keys.items():
+            print(f"{binding_id:<22} {','.join(bound):<18} {texts[binding_id]}")
 
 
 def _console(args: argparse.Namespace) -> int:
     from backend.observe.live import LiveObserver
     from console.app import LogdeckApp
+    from console.keymap import KeymapError
 
+    if args.list_keys:
+        _list_keys()
+        return 0
     settings = _settings(args)
-    app = LogdeckApp(LiveObserver(settings), read_only=args.read_only)
+    try:
+        keymap = _keymap(args)
+    except KeymapError as error:
+        print(f"logdeck console: {error}", file=sys.stderr)
+        return 2
+    app = LogdeckApp(LiveObserver(settings), read_only=args.read_only, keymap=keymap)
     app.run()
     return app.return_code or 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from console.demo import DemoOptions, run_demo
+    from console.keymap import KeymapError
+
+    settings = _settings(args)
+    if args.kafka is None and args.elasticsearch is None and settings.embedded is None:
+        settings = replace(settings, embedded=default_data_dir())
+    try:
+        keymap = _keymap(args)
+    except KeymapError as error:
+        print(f"logdeck demo: {error}", file=sys.stderr)
+        return 2
+    return run_demo(settings, DemoOptions(nodes=args.nodes, rate=args.rate, keymap=keymap))
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -122,12 +179,14 @@ def _simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _not_yet(name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        print(f"logdeck {name}: not available in this release yet", file=sys.stderr)
-        return 2
-
-    return handler
+def _add_keys_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="remapped keys, a TOML [keys] table of binding id = keys (default: "
+        "~/.config/logdeck/keys.toml if it exists; `logdeck console --list-keys` lists the ids)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,12 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
         "console", help="terminal console: nodes, live logs, alerts, search"
     )
     console.add_argument("--read-only", action="store_true", help="no acknowledging or resolving")
+    _add_keys_flag(console)
+    console.add_argument(
+        "--list-keys", action="store_true", help="print every binding id with its keys and exit"
+    )
     _add_connection_flags(console)
     console.set_defaults(handler=_console)
 
-    for name, text in (("demo", "the whole system on the embedded backend"),):
-        planned = commands.add_parser(name, help=f"{text} (not available yet)")
-        planned.set_defaults(handler=_not_yet(name))
+    demo = commands.add_parser(
+        "demo",
+        help="the whole system with simulated nodes and the console (embedded unless "
+        "--kafka or --elasticsearch is given)",
+    )
+    demo.add_argument("--nodes", type=int, default=5, help="simulated nodes (%(default)s)")
+    demo.add_argument(
+        "--rate", type=float, default=5.0, help="logs per second per node (%(default)s)"
+    )
+    demo.add_argument("--port", type=int, help="the accumulator's port (24224)")
+    _add_keys_flag(demo)
+    _add_connection_flags(demo)
+    demo.set_defaults(handler=_demo)
     return parser
 
 

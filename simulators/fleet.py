@@ -71,6 +71,12 @@ def plan(
     return specs
 
 
+def node_environment() -> dict[str, str]:
+    """This environment, with the project importable by `python -m simulators.node`."""
+    path = os.pathsep.join(filter(None, (_PROJECT_ROOT, os.environ.get("PYTHONPATH"))))
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def _fields(line: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
 
@@ -96,8 +102,7 @@ class Fleet:
         """Run every node to its end; 0 when each ended cleanly or crashed as injected."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        path = os.pathsep.join(filter(None, (_PROJECT_ROOT, os.environ.get("PYTHONPATH"))))
-        env = {**os.environ, "PYTHONPATH": path}
+        env = node_environment()
         for spec in self._specs:
             process = await asyncio.create_subprocess_exec(
                 *spec.argv(NODE_PROGRESS_EVERY if self._show_progress else 0.0),

@@ -147,7 +147,7 @@ async def _serve(
     topics = settings.topics
     await retrying(
         lambda: bus.ensure_topics(topics.all(), topics.compacted()),
-        what=f"creating topics on Kafka at {settings.kafka}",
+        what=f"creating topics on {settings.bus_label}",
         retry_on=(BusUnavailable,),
         log=log,
     )

@@ -282,7 +282,7 @@ async def run_monitor(
 async def _connect(
     settings: Settings, bus: Bus, subscription: Subscription, publisher: Publisher
 ) -> None:
-    kafka = f"Kafka at {settings.kafka}"
+    kafka = settings.bus_label
     await retrying(
         lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
         what=f"creating topics on {kafka}",

@@ -1,4 +1,4 @@
-"""The console's observer on a real bus and store (Kafka and Elasticsearch by default).
+"""The console's observer on a bus and a store: Kafka and Elasticsearch, or the embedded pair.
 
 Feeds never end while the console runs: when the bus is away they wait and retry, so
 the console shows "down since …" from `health()` and fills in again by itself. Alert and
@@ -16,14 +16,13 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from backend.alerting.client import AlertClient
+from backend.backends import open_bus, open_store
 from backend.bus import Bus, BusUnavailable, Subscription
-from backend.bus.kafka import KafkaBus
 from backend.config import Settings
 from backend.observe.base import LogQuery, SearchResult, ServiceHealth
 from backend.retry import Backoff
 from backend.schemas import Alert, InvalidRecord, Log, NodeEntry, decode_as
 from backend.store import Store, StoreUnavailable
-from backend.store.elasticsearch import ElasticsearchStore
 
 log = logging.getLogger("logdeck.observe")
 
@@ -39,13 +38,13 @@ class LiveObserver:
         self, settings: Settings, bus: Bus | None = None, store: Store | None = None
     ) -> None:
         self._settings = settings
-        self._bus = bus or KafkaBus(settings.kafka, settings.partitions)
-        self._store = store or ElasticsearchStore(settings.elasticsearch, settings.indices)
+        self._bus = bus or open_bus(settings)
+        self._store = store or open_store(settings)
         self._alerts = AlertClient(settings, self._bus)
         started = datetime.now(UTC)
         self._health = {
-            "Kafka": ServiceHealth("Kafka", False, started, "connecting"),
-            "Elasticsearch": ServiceHealth("Elasticsearch", False, started, "connecting"),
+            name: ServiceHealth(name, False, started, "connecting")
+            for name in (settings.bus_name, settings.store_name)
         }
         self._watcher: asyncio.Task[None] | None = None
 
@@ -121,9 +120,10 @@ class LiveObserver:
 
     async def _watch_health(self) -> None:
         while True:
-            kafka, store = await asyncio.gather(self._bus.healthy(), self._store_healthy())
-            self._note("Kafka", kafka, self._settings.kafka)
-            self._note("Elasticsearch", store, self._settings.elasticsearch)
+            bus, store = await asyncio.gather(self._bus.healthy(), self._store_healthy())
+            settings = self._settings
+            self._note(settings.bus_name, bus, settings.bus_address)
+            self._note(settings.store_name, store, settings.store_address)
             await asyncio.sleep(_HEALTH_EVERY_S)
 
     async def _store_healthy(self) -> bool:

@@ -7,7 +7,7 @@ counted as a duplicate, never stored twice. A store that cannot take a write rai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
@@ -71,5 +71,14 @@ class Store(Protocol):
 
     async def delete_logs_before(self, day: date) -> list[str]:
         """Drop whole days of logs older than `day` (retention); the names dropped."""
+
+    def export_logs(self) -> AsyncIterator[list[Log]]:
+        """Every stored log, newest first, in batches: for exports and audits."""
+
+    async def stored_alerts(self) -> list[Alert]:
+        """Every stored alert, in its current state."""
+
+    async def stored_nodes(self) -> list[NodeEntry]:
+        """Every stored registry entry, in its current state."""
 
     async def close(self) -> None: ...

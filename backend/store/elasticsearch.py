@@ -8,7 +8,7 @@ millisecond to encode.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -17,7 +17,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from backend.config import Indices
 from backend.observe.base import LogQuery, SearchResult
-from backend.schemas import Alert, Log
+from backend.schemas import Alert, Log, NodeEntry
 from backend.store.base import (
     BulkOutcome,
     Rejection,
@@ -30,6 +30,8 @@ from backend.store.search import build_search, histogram, text_note
 _encode = msgspec.json.Encoder().encode
 _BULK_FILTER: Final = "errors,items.*.status,items.*._id,items.*.error.type,items.*.error.reason"
 _TRANSIENT_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+_MAX_STATES: Final = 10_000
+_EXPORT_BATCH: Final = 5_000
 
 LOG_MAPPINGS: Final[dict[str, Any]] = {
     "dynamic": "strict",
@@ -194,11 +196,56 @@ class ElasticsearchStore:
             )
             expired = [name for name in found.body if _index_day(name, prefix) < day]
             if expired:
-                await self._client.indices.delete(index=",".join(expired))
+                # Another indexer may have deleted some of them first.
+                await self._client.indices.delete(index=",".join(expired), ignore_unavailable=True)
         return expired
+
+    async def export_logs(self) -> AsyncIterator[list[Log]]:
+        after: list[Any] | None = None
+        while True:
+            async with self._errors("exporting logs"):
+                response = await self._client.search(
+                    index=self._indices.logs_pattern,
+                    allow_no_indices=True,
+                    ignore_unavailable=True,
+                    size=_EXPORT_BATCH,
+                    sort=[{"timestamp": "desc"}, {"log_id": "desc"}],
+                    search_after=after,
+                    query={"match_all": {}},
+                )
+            hits = response.body["hits"]["hits"]
+            if not hits:
+                return
+            yield [msgspec.convert(_log_fields(hit["_source"]), Log) for hit in hits]
+            after = hits[-1]["sort"]
+
+    async def stored_alerts(self) -> list[Alert]:
+        return [
+            msgspec.convert(source, Alert)
+            for source in await self._all_sources(self._indices.alerts, "reading alerts")
+        ]
+
+    async def stored_nodes(self) -> list[NodeEntry]:
+        return [
+            msgspec.convert(source, NodeEntry)
+            for source in await self._all_sources(self._indices.nodes, "reading the node registry")
+        ]
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def _all_sources(self, index: str, what: str) -> list[dict[str, Any]]:
+        """The documents of `index` (up to 10,000); none while the index does not exist."""
+        async with self._errors(what):
+            response = await self._client.search(
+                index=index,
+                size=_MAX_STATES,
+                query={"match_all": {}},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                filter_path="hits.hits._source",
+            )
+        return [hit["_source"] for hit in response.body.get("hits", {}).get("hits", [])]
 
     async def _bulk(self, lines: list[bytes], what: str) -> BulkOutcome:
         body = b"\n".join(lines) + b"\n"

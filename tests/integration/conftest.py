@@ -1,4 +1,6 @@
-"""Fixtures for tests on the real Kafka and Elasticsearch of `logdeck stack up`."""
+"""Fixtures for tests on both backends: the real Kafka and Elasticsearch of `logdeck stack
+up`, and the embedded bus and store in the test's own folder. Every test that takes
+`settings` runs once on each."""
 
 from __future__ import annotations
 
@@ -10,13 +12,24 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from backend.config import Settings
-from tests.integration.harness import Process, connection_flags, free_port, port_open, wait_until
+from tests.integration.harness import (
+    Process,
+    Stored,
+    connection_flags,
+    free_port,
+    port_open,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 
+BACKENDS = ("kafka", "embedded")
+
+
 @pytest.fixture(scope="session")
-def base_settings() -> Settings:
+def servers() -> Settings:
+    """The real Kafka and Elasticsearch of `logdeck stack up`, checked once."""
     settings = Settings.from_env()
     host, _, port = settings.kafka.rpartition(":")
     if not port_open(int(port), host):
@@ -33,26 +46,30 @@ def base_settings() -> Settings:
     return settings
 
 
-@pytest.fixture
-def settings(base_settings: Settings) -> Settings:
-    """A namespace of its own, so each test sees only its topics, indices and groups."""
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Each test on each backend, in a namespace of its own: it sees only its own data."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    if request.param == "embedded":
+        return Settings(
+            embedded=tmp_path / "data", namespace=namespace, partitions=3, accumulator_port=port
+        )
+    servers: Settings = request.getfixturevalue("servers")
     return Settings(
-        kafka=base_settings.kafka,
-        elasticsearch=base_settings.elasticsearch,
-        namespace=f"t{uuid.uuid4().hex[:10]}",
+        kafka=servers.kafka,
+        elasticsearch=servers.elasticsearch,
+        namespace=namespace,
         partitions=3,
-        accumulator_port=free_port(),
+        accumulator_port=port,
     )
 
 
 @pytest.fixture
-def es(settings: Settings) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(settings.elasticsearch, request_timeout=30, max_retries=0)
-    yield client
-    client.indices.delete(
-        index=f"{settings.namespace}-*", allow_no_indices=True, ignore_unavailable=True
-    )
-    client.close()
+def stored(settings: Settings) -> Iterator[Stored]:
+    probe = Stored(settings)
+    yield probe
+    probe.drop()
 
 
 Launch = Callable[..., Process]

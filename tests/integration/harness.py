@@ -1,4 +1,4 @@
-"""Helpers for tests on the real servers: launching logdeck commands, reading Kafka and ES."""
+"""Helpers for tests on both backends: launching logdeck commands, reading the bus and store."""
 
 from __future__ import annotations
 
@@ -9,14 +9,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 
+from backend.backends import open_bus, open_store
+from backend.bus import Incoming
 from backend.config import Settings
+from backend.observe.base import LogQuery
+from backend.schemas import Alert, NodeEntry
+from backend.store import Store, StoreUnavailable
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,80 +88,105 @@ class Process:
 
 
 def connection_flags(settings: Settings) -> list[str]:
-    return [
-        "--kafka",
-        settings.kafka,
-        "--elasticsearch",
-        settings.elasticsearch,
-        "--namespace",
-        settings.namespace,
-        "--partitions",
-        str(settings.partitions),
-    ]
+    """The flags that put a logdeck command on the test's backend and namespace."""
+    if settings.embedded is not None:
+        where = ["--embedded", str(settings.embedded)]
+    else:
+        where = ["--kafka", settings.kafka, "--elasticsearch", settings.elasticsearch]
+    return [*where, "--namespace", settings.namespace, "--partitions", str(settings.partitions)]
 
 
-def stored_log_ids(es: Elasticsearch, settings: Settings) -> list[str]:
-    """Every log_id stored in the namespace's log indices, duplicates included.
+class Stored:
+    """What a test's services stored, read through the interfaces they use, on either backend.
 
-    A daily index the indexer has just created answers 503 until its shard is started;
-    that is waited out (for at most 10 s).
+    Elasticsearch shows a write after a refresh, which every read here asks for first; a
+    daily index the indexer has just created answers 503 until its shard is started, which
+    is waited out (for at most 10 s).
     """
-    for _ in range(50):
-        try:
-            return _all_log_ids(es, settings.indices.logs_pattern)
-        except ApiError as error:
-            if error.meta.status != 503:
-                raise
-            time.sleep(0.2)
-    return _all_log_ids(es, settings.indices.logs_pattern)
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
-def _all_log_ids(es: Elasticsearch, pattern: str) -> list[str]:
-    es.indices.refresh(index=pattern, allow_no_indices=True)
-    ids: list[str] = []
-    after: list[Any] | None = None
-    while True:
-        page = es.search(
-            index=pattern,
-            size=5000,
-            sort=[{"log_id": "asc"}, {"_doc": "asc"}],
-            source=["log_id"],
-            search_after=after,
-            allow_no_indices=True,
-            ignore_unavailable=True,
-        )
-        hits = page["hits"]["hits"]
-        if not hits:
-            return ids
-        ids += [hit["_source"]["log_id"] for hit in hits]
-        after = hits[-1]["sort"]
+    def logs(self) -> tuple[int, list[str]]:
+        """How many log documents are stored (duplicates count), and their log_ids."""
+        return self._read(self._logs)
+
+    def log_ids(self) -> list[str]:
+        return self.logs()[1]
+
+    def nodes(self) -> dict[str, NodeEntry]:
+        return {entry.node_id: entry for entry in self._read(lambda store: store.stored_nodes())}
+
+    def alerts(self) -> dict[str, Alert]:
+        return {alert.alert_id: alert for alert in self._read(lambda store: store.stored_alerts())}
+
+    def refresh(self) -> None:
+        if self.settings.embedded is None:
+            with Elasticsearch(self.settings.elasticsearch, request_timeout=30) as es:
+                es.indices.refresh(
+                    index=f"{self.settings.namespace}-*",
+                    allow_no_indices=True,
+                    ignore_unavailable=True,
+                )
+
+    def drop(self) -> None:
+        """Delete what the test stored (the embedded files go with the test's folder)."""
+        if self.settings.embedded is None:
+            with Elasticsearch(self.settings.elasticsearch, request_timeout=30) as es:
+                es.indices.delete(
+                    index=f"{self.settings.namespace}-*",
+                    allow_no_indices=True,
+                    ignore_unavailable=True,
+                )
+
+    @staticmethod
+    async def _logs(store: Store) -> tuple[int, list[str]]:
+        ids = [log.log_id async for batch in store.export_logs() for log in batch]
+        total = (await store.search_logs(LogQuery(page_size=1))).total
+        return total, ids
+
+    def _read(self, read: Callable[[Store], Awaitable[T]]) -> T:
+        async def once() -> T:
+            store = open_store(self.settings)
+            try:
+                return await read(store)
+            finally:
+                await store.close()
+
+        for _ in range(50):
+            self.refresh()
+            try:
+                return asyncio.run(once())
+            except StoreUnavailable:
+                time.sleep(0.2)
+        return asyncio.run(once())
 
 
 async def read_topic_async(
     settings: Settings, topic: str, expected: int, within: float = 30
-) -> list[Any]:
+) -> list[Incoming]:
     """At least `expected` records from the start of `topic` (or all there are `within` s)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[Any] = []
+    subscription = open_bus(settings).subscription([topic], None)
+    await subscription.start()
+    records: list[Incoming] = []
     deadline = time.monotonic() + within
     try:
         while len(records) < expected and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for batch in batches.values():
-                records += batch
+            records += await subscription.poll(5000, timeout_ms=500)
     finally:
-        await consumer.stop()
+        await subscription.stop()
     return records
 
 
-def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+def read_topic(
+    settings: Settings, topic: str, expected: int, timeout: float = 30
+) -> list[Incoming]:
     return asyncio.run(read_topic_async(settings, topic, expected, timeout))
+
+
+def snapshot(settings: Settings, topic: str) -> list[Incoming]:
+    """Every record `topic` holds now, on the test's bus."""
+    return asyncio.run(open_bus(settings).snapshot(topic))
 
 
 def ledger_ids(ledger: Path) -> list[str]:

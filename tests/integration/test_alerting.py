@@ -1,4 +1,4 @@
-"""The alerter on the real Kafka: folding, shared acknowledgements, kill -9, rules files."""
+"""The alerter on each backend: folding, shared acknowledgements, kill -9, rules files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from backend.alerting import latest_alerts
 from backend.alerting.client import AlertClient
-from backend.bus import Outgoing
-from backend.bus.kafka import KafkaBus
+from backend.backends import open_bus
+from backend.bus import Bus, Outgoing
 from backend.config import Settings
 from backend.forward.sender import AckSender
 from backend.schemas import (
@@ -40,12 +40,12 @@ FINGERPRINT = f"error:{SERVICE}:{CODE}"
 
 
 @pytest.fixture
-async def bus(settings: Settings) -> KafkaBus:
-    return KafkaBus(settings.kafka, settings.partitions)
+async def bus(settings: Settings) -> Bus:
+    return open_bus(settings)
 
 
 @pytest.fixture
-async def client(settings: Settings, bus: KafkaBus) -> AsyncIterator[AlertClient]:
+async def client(settings: Settings, bus: Bus) -> AsyncIterator[AlertClient]:
     alerts = AlertClient(settings, bus)
     yield alerts
     await alerts.close()
@@ -90,7 +90,7 @@ async def wait_for_count(client: AlertClient, count: int, within: float = 60) ->
 
 
 async def test_a_burst_of_1000_errors_is_one_alert_counting_1000(
-    settings: Settings, bus: KafkaBus, client: AlertClient, accumulator: Process, launch: Launch
+    settings: Settings, bus: Bus, client: AlertClient, accumulator: Process, launch: Launch
 ) -> None:
     alerter = launch("alerter")
     await send_errors(settings, 1000)
@@ -112,7 +112,7 @@ async def test_a_burst_of_1000_errors_is_one_alert_counting_1000(
 
 
 async def test_an_ack_is_shared_between_clients_and_survives_kill_9(
-    settings: Settings, bus: KafkaBus, client: AlertClient, accumulator: Process, launch: Launch
+    settings: Settings, bus: Bus, client: AlertClient, accumulator: Process, launch: Launch
 ) -> None:
     alerter = launch("alerter", name="alerter-first")
     await send_errors(settings, 100)
@@ -160,7 +160,7 @@ async def test_an_ack_is_shared_between_clients_and_survives_kill_9(
 
 
 async def test_raise_and_clear_commands_open_and_resolve_a_node_down_alert(
-    settings: Settings, bus: KafkaBus, client: AlertClient, launch: Launch
+    settings: Settings, bus: Bus, client: AlertClient, launch: Launch
 ) -> None:
     launch("alerter")
     fingerprint = f"NODE_DOWN:{settings.namespace}-payment-01"

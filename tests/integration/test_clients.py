@@ -1,4 +1,4 @@
-"""Real Forward clients reach Kafka through the accumulator: fluent-logger and the ack sender."""
+"""Real Forward clients reach the bus through the accumulator: fluent-logger and the ack sender."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import json
 from collections import Counter
 
 import pytest
-from elasticsearch import Elasticsearch
 from fluent import asyncsender, sender
 
 from backend.config import Settings
 from backend.forward.sender import AckSender
 from tests.integration.harness import (
     Process,
+    Stored,
     read_topic,
     read_topic_async,
-    stored_log_ids,
     wait_until,
 )
 from tests.records import make_log
@@ -26,14 +25,14 @@ pytestmark = pytest.mark.integration
 LEVELS = ("INFO", "WARN", "ERROR", "FATAL")
 
 
-def log_ids_on_kafka(settings: Settings, expected: int) -> Counter[str]:
+def log_ids_on_the_bus(settings: Settings, expected: int) -> Counter[str]:
     records = read_topic(settings, settings.topics.logs, expected)
     return Counter(json.loads(record.value)["log_id"] for record in records)
 
 
 @pytest.mark.parametrize("nanosecond_precision", [False, True], ids=["seconds", "nanoseconds"])
 @pytest.mark.parametrize("module", [sender, asyncsender], ids=["FluentSender", "asyncsender"])
-def test_fluent_logger_reaches_kafka(
+def test_fluent_logger_reaches_the_bus(
     settings: Settings, accumulator: Process, module: object, nanosecond_precision: bool
 ) -> None:
     fluent = module.FluentSender(  # type: ignore[attr-defined]
@@ -48,10 +47,10 @@ def test_fluent_logger_reaches_kafka(
             assert fluent.emit("log", record), fluent.last_error
     finally:
         fluent.close()
-    assert log_ids_on_kafka(settings, len(logs)) == Counter(record["log_id"] for record in logs)
+    assert log_ids_on_the_bus(settings, len(logs)) == Counter(record["log_id"] for record in logs)
 
 
-async def test_ack_sender_reaches_kafka_with_every_chunk_acknowledged(
+async def test_ack_sender_reaches_the_bus_with_every_chunk_acknowledged(
     settings: Settings, accumulator: Process
 ) -> None:
     client = AckSender("logdeck", port=settings.accumulator_port, batch_size=100)
@@ -67,7 +66,7 @@ async def test_ack_sender_reaches_kafka_with_every_chunk_acknowledged(
 
 
 async def test_unacknowledged_chunk_is_resent_and_stored_once(
-    settings: Settings, es: Elasticsearch, accumulator: Process, indexer: Process
+    settings: Settings, stored: Stored, accumulator: Process, indexer: Process
 ) -> None:
     """A proxy swallows the accumulator's first ack and drops the connection."""
     dropped = asyncio.Event()
@@ -113,15 +112,16 @@ async def test_unacknowledged_chunk_is_resent_and_stored_once(
     assert client.acked == len(logs)
 
     records = await read_topic_async(settings, settings.topics.logs, len(logs) + 1)
-    on_kafka = Counter(json.loads(r.value)["log_id"] for r in records)
-    assert set(on_kafka) == {r["log_id"] for r in logs}
-    assert sum(on_kafka.values()) > len(logs), "the unacknowledged chunk was not sent again"
+    on_the_bus = Counter(json.loads(r.value)["log_id"] for r in records)
+    assert set(on_the_bus) == {r["log_id"] for r in logs}
+    assert sum(on_the_bus.values()) > len(logs), "the unacknowledged chunk was not sent again"
 
     ids = [r["log_id"] for r in logs]
     await asyncio.to_thread(
         wait_until,
-        lambda: len(stored_log_ids(es, settings)) >= len(ids),
+        lambda: stored.logs()[0] >= len(ids),
         60,
-        "logs in Elasticsearch",
+        "logs in the store",
     )
-    assert sorted(stored_log_ids(es, settings)) == sorted(ids)
+    total, stored_ids = await asyncio.to_thread(stored.logs)
+    assert total == len(ids) and sorted(stored_ids) == sorted(ids)

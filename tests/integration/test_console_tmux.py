@@ -39,11 +39,12 @@ def screen(name: str) -> str:
     return tmux("capture-pane", "-p", "-t", name)
 
 
-def test_console_runs_in_tmux_answers_keys_and_quits(session: str) -> None:
+def test_console_runs_in_tmux_answers_keys_and_quits(settings: Settings, session: str) -> None:
+    bus, store = f"{settings.bus_name} ● up", f"{settings.store_name} ● up"
     wait_until(
-        lambda: "Kafka ● up" in screen(session) and "Elasticsearch ● up" in screen(session),
+        lambda: bus in screen(session) and store in screen(session),
         30,
-        "the header to show Kafka and Elasticsearch up",
+        f"the header to show {settings.bus_name} and {settings.store_name} up",
     )
     shown = screen(session)
     assert "Nodes" in shown and "Alerts" in shown, shown

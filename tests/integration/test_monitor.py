@@ -1,4 +1,4 @@
-"""The heartbeat monitor on the real Kafka: nodes, accumulator and monitor as processes.
+"""The heartbeat monitor on each backend: nodes, accumulator and monitor as processes.
 
 Detection times are measured from the moment the test kills or stops a node to the Kafka
 timestamp of the RaiseAlert the monitor published, so the test's own polling adds nothing.
@@ -6,7 +6,6 @@ timestamp of the RaiseAlert the monitor published, so the test's own polling add
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -19,12 +18,11 @@ from typing import Any
 import pytest
 from fluent import sender
 
-from backend.bus.kafka import KafkaBus
 from backend.config import Settings
 from backend.monitor.service import node_down_fingerprint
 from backend.schemas import NodeEntry, NodeStatus, decode_as, now_iso
 from tests.integration.conftest import Launch
-from tests.integration.harness import Process, wait_until
+from tests.integration.harness import Process, snapshot, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -50,14 +48,14 @@ class Command:
 
 def registry(settings: Settings) -> dict[str, NodeEntry]:
     """The latest entry per node on the registry topic."""
-    records = asyncio.run(KafkaBus(settings.kafka).snapshot(settings.topics.registry))
+    records = snapshot(settings, settings.topics.registry)
     return {
         entry.node_id: entry for entry in (decode_as(record.value, NodeEntry) for record in records)
     }
 
 
 def commands(settings: Settings) -> list[Command]:
-    records = asyncio.run(KafkaBus(settings.kafka).snapshot(settings.topics.alert_commands))
+    records = snapshot(settings, settings.topics.alert_commands)
     return [Command(record.timestamp_ms / 1000, json.loads(record.value)) for record in records]
 
 

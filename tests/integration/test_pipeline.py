@@ -1,24 +1,23 @@
-"""The pipeline end to end on the real servers: nodes → accumulator → Kafka → Elasticsearch."""
+"""The pipeline end to end, on each backend: nodes → accumulator → bus → indexer → store."""
 
 from __future__ import annotations
 
 import json
 import socket
 import time
-from collections import Counter
 from pathlib import Path
 
 import msgpack
 import pytest
-from elasticsearch import Elasticsearch
 
 from backend.config import Settings
+from backend.schemas import NodeStatus
 from tests.integration.conftest import Launch
 from tests.integration.harness import (
     Process,
+    Stored,
     ledger_ids,
     read_topic,
-    stored_log_ids,
     wait_until,
 )
 from tests.records import make_log
@@ -39,58 +38,49 @@ def simulate(launch: Launch, settings: Settings, ledger: Path, *extra: str) -> P
     )
 
 
-def assert_stored_exactly_once(es: Elasticsearch, settings: Settings, sent: list[str]) -> None:
-    wait_until(
-        lambda: len(stored_log_ids(es, settings)) >= len(sent),
-        90,
-        f"{len(sent)} logs in Elasticsearch",
-    )
-    stored = stored_log_ids(es, settings)
-    duplicates = [log_id for log_id, n in Counter(stored).items() if n > 1]
-    assert not duplicates, f"{len(duplicates)} logs stored twice"
-    assert set(stored) == set(sent), (
-        f"missing {len(set(sent) - set(stored))}, unexpected {len(set(stored) - set(sent))}"
+def assert_stored_exactly_once(stored: Stored, sent: list[str]) -> None:
+    wait_until(lambda: stored.logs()[0] >= len(sent), 90, f"{len(sent)} logs in the store")
+    total, ids = stored.logs()
+    assert total == len(sent), f"{total - len(sent)} logs stored twice"
+    assert set(ids) == set(sent), (
+        f"missing {len(set(sent) - set(ids))}, unexpected {len(set(ids) - set(sent))}"
     )
 
 
 def test_three_nodes_for_ten_seconds_every_log_stored_exactly_once(
     settings: Settings,
-    es: Elasticsearch,
+    stored: Stored,
     accumulator: Process,
     indexer: Process,
     launch: Launch,
     tmp_path: Path,
 ) -> None:
-    launch("monitor")  # keeps the registry that the indexer copies into the nodes index
+    launch("monitor")  # keeps the registry that the indexer copies into the store
     ledger = tmp_path / "ledger"
     fleet = simulate(launch, settings, ledger, "--nodes", "3", "--rate", "60", "--duration", "10")
     assert fleet.wait(90) == 0, fleet.output()
     sent = ledger_ids(ledger)
     assert len(sent) >= 3 * 60 * 10 * 0.9, f"only {len(sent)} logs sent"
     assert len(set(sent)) == len(sent)
-    assert_stored_exactly_once(es, settings, sent)
+    assert_stored_exactly_once(stored, sent)
 
     def nodes_down() -> bool:
-        es.indices.refresh(index=settings.indices.nodes)
-        hits = es.search(index=settings.indices.nodes, size=10)["hits"]["hits"]
-        return [hit["_source"]["status"] for hit in hits] == ["DOWN"] * 3  # each said goodbye
+        statuses = [entry.status for entry in stored.nodes().values()]
+        return statuses == [NodeStatus.DOWN] * 3  # each said goodbye
 
-    wait_until(nodes_down, 30, "three nodes DOWN in the nodes index")
-    nodes = es.search(index=settings.indices.nodes, size=10)["hits"]["hits"]
-    assert all(hit["_source"]["service_name"] and hit["_source"]["registered_at"] for hit in nodes)
+    wait_until(nodes_down, 30, "three nodes DOWN in the stored registry")
+    assert all(entry.service_name and entry.registered_at for entry in stored.nodes().values())
 
 
 def test_indexer_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
-    settings: Settings, es: Elasticsearch, accumulator: Process, launch: Launch, tmp_path: Path
+    settings: Settings, stored: Stored, accumulator: Process, launch: Launch, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
     first = launch("indexer")
     fleet = simulate(launch, settings, ledger, "--nodes", "3", "--rate", "200", "--duration", "12")
-    wait_until(
-        lambda: len(stored_log_ids(es, settings)) > 500, 60, "the first indexer to store logs"
-    )
+    wait_until(lambda: stored.logs()[0] > 500, 60, "the first indexer to store logs")
     first.kill()
-    stored_at_kill = len(stored_log_ids(es, settings))
+    stored_at_kill = stored.logs()[0]
     time.sleep(2)
     launch("indexer")
     assert fleet.wait(90) == 0, fleet.output()
@@ -98,7 +88,7 @@ def test_indexer_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
     assert stored_at_kill < len(sent), (
         "the kill came after the stream ended; the test proves nothing"
     )
-    assert_stored_exactly_once(es, settings, sent)
+    assert_stored_exactly_once(stored, sent)
 
 
 def _send(port: int, *frames: bytes) -> None:
@@ -109,7 +99,7 @@ def _send(port: int, *frames: bytes) -> None:
 
 
 def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_arrive(
-    settings: Settings, es: Elasticsearch, accumulator: Process, indexer: Process
+    settings: Settings, stored: Stored, accumulator: Process, indexer: Process
 ) -> None:
     node = f"{settings.namespace}-bad-input"
     good = [make_log(node, level) for level in ("INFO", "WARN", "ERROR", "FATAL")]
@@ -136,6 +126,5 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_arriv
     assert any(r.startswith("invalid msgpack") for r in reasons), reasons
     assert all(letter["raw"] for letter in letters)
 
-    assert_stored_exactly_once(es, settings, [record["log_id"] for record in good])
-    stored = set(stored_log_ids(es, settings))
-    assert not stored & {record["log_id"] for record in bad}
+    assert_stored_exactly_once(stored, [record["log_id"] for record in good])
+    assert not set(stored.log_ids()) & {record["log_id"] for record in bad}

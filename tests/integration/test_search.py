@@ -1,4 +1,4 @@
-"""The console's searches on the real Elasticsearch: every field, pages, histogram, odd input."""
+"""The console's searches on each store: every field, pages, histogram, odd input."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from elasticsearch import Elasticsearch
 
+from backend.backends import open_store
 from backend.config import Settings
 from backend.observe.base import LogQuery
 from backend.schemas import Level, Log, iso_millis, validate_record
+from backend.store import Store
 from backend.store.base import StoredLog
-from backend.store.elasticsearch import ElasticsearchStore
+from tests.integration.harness import Stored
 from tests.records import make_log
 
 pytestmark = pytest.mark.integration
@@ -40,18 +41,18 @@ LOGS = [
 
 
 @pytest.fixture
-async def store(settings: Settings, es: Elasticsearch) -> AsyncIterator[ElasticsearchStore]:
-    store = ElasticsearchStore(settings.elasticsearch, settings.indices)
+async def store(settings: Settings, stored: Stored) -> AsyncIterator[Store]:
+    store = open_store(settings)
     await store.ensure_schema()
     outcome = await store.index_logs([StoredLog(log, None) for log in LOGS])
     assert outcome.stored == len(LOGS)
-    es.indices.refresh(index=settings.indices.logs_pattern)
+    stored.refresh()
     yield store
     await store.close()
 
 
 async def test_text_level_service_node_and_time_range_each_narrow_the_hits(
-    store: ElasticsearchStore,
+    store: Store,
 ) -> None:
     async def ids(**fields: object) -> set[str]:
         result = await store.search_logs(LogQuery(page_size=100, **fields))  # type: ignore[arg-type]
@@ -78,7 +79,7 @@ async def test_text_level_service_node_and_time_range_each_narrow_the_hits(
 
 
 async def test_pages_are_newest_first_and_histogram_counts_every_hit(
-    store: ElasticsearchStore,
+    store: Store,
 ) -> None:
     first = await store.search_logs(LogQuery(page_size=20, since=NOW - timedelta(hours=3)))
     second = await store.search_logs(LogQuery(page=1, page_size=20, since=NOW - timedelta(hours=3)))
@@ -93,14 +94,14 @@ async def test_pages_are_newest_first_and_histogram_counts_every_hit(
 @pytest.mark.parametrize(
     "text", ['"unbalanced', "a AND (b OR", "+-*~^/\\", "{}[]:!?", "x" * 5000, "order 17 |"]
 )
-async def test_query_syntax_never_fails(store: ElasticsearchStore, text: str) -> None:
+async def test_query_syntax_never_fails(store: Store, text: str) -> None:
     result = await store.search_logs(LogQuery(text=text))
     assert result.total >= 0
     if len(text) > 1000:
         assert result.note and "first 1000 characters" in result.note
 
 
-async def test_search_results_keep_the_log_shape(store: ElasticsearchStore) -> None:
+async def test_search_results_keep_the_log_shape(store: Store) -> None:
     result = await store.search_logs(LogQuery(text="processor"))
     (log,) = result.logs
     original = next(item for item in LOGS if item.log_id == log.log_id)

@@ -1,14 +1,16 @@
-"""Alert and node states in Elasticsearch: the newest version wins, whatever the order."""
+"""Alert and node states in the store: the newest version wins, whatever the order."""
 
 from __future__ import annotations
 
-import pytest
-from elasticsearch import Elasticsearch
+import asyncio
 
+import pytest
+
+from backend.backends import open_store
 from backend.config import Settings
 from backend.schemas import NodeEntry, NodeStatus
 from backend.store import Snapshot
-from backend.store.elasticsearch import ElasticsearchStore
+from tests.integration.harness import Stored
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +28,9 @@ def entry(status: NodeStatus) -> NodeEntry:
 
 
 async def test_a_replayed_older_state_never_overwrites_a_newer_one(
-    settings: Settings, es: Elasticsearch
+    settings: Settings, stored: Stored
 ) -> None:
-    store = ElasticsearchStore(settings.elasticsearch, settings.indices)
+    store = open_store(settings)
     try:
         await store.ensure_schema()
         newer = await store.put_snapshots([Snapshot(10, entry(NodeStatus.DOWN))])
@@ -36,5 +38,5 @@ async def test_a_replayed_older_state_never_overwrites_a_newer_one(
     finally:
         await store.close()
     assert (newer.stored, replayed.stored, replayed.duplicates) == (1, 0, 1)
-    document = es.get(index=settings.indices.nodes, id="payment-01")
-    assert document["_version"] == 10 and document["_source"]["status"] == "DOWN"
+    nodes = await asyncio.to_thread(stored.nodes)
+    assert [entry.status for entry in nodes.values()] == [NodeStatus.DOWN]

@@ -1,0 +1,67 @@
+"""`logdeck demo` in a real terminal, on each backend: logs and nodes on screen, a clean end."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from backend.config import Settings
+from tests.integration.harness import ROOT, Stored, connection_flags, wait_until
+
+pytestmark = pytest.mark.integration
+
+LOG_LINE = re.compile(r"\d\d:\d\d:\d\d(\.\d{3})? +(INFO|WARN|ERROR|FATAL) ")
+"""A row of the feed: milliseconds are left out below 100 columns."""
+
+
+def tmux(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10)
+
+
+def screen(name: str) -> str:
+    return tmux("capture-pane", "-p", "-t", name).stdout
+
+
+@pytest.fixture
+def demo(settings: Settings) -> Iterator[str]:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: run scripts/setup")
+    name = f"logdeck-demo-{settings.namespace}"
+    command = [
+        sys.executable, "-m", "console", "demo", *connection_flags(settings),
+        "--port", str(settings.accumulator_port), "--nodes", "3", "--rate", "10",
+    ]  # fmt: skip
+    tmux(
+        "new-session", "-d", "-s", name, "-x", "160", "-y", "48",
+        "-e", "TERM=tmux-256color", "-c", str(ROOT), " ".join(command),
+    )  # fmt: skip
+    yield name
+    tmux("kill-session", "-t", name)
+
+
+def test_demo_shows_logs_and_nodes_and_ends_cleanly_on_ctrl_c(
+    settings: Settings, stored: Stored, demo: str
+) -> None:
+    wait_until(lambda: LOG_LINE.search(screen(demo)) is not None, 30, "log lines on screen")
+    wait_until(lambda: screen(demo).count("● UP") >= 3, 30, "three nodes UP in the table")
+    wait_until(lambda: stored.logs()[0] > 0, 30, "logs in the demo's store")
+
+    tmux("send-keys", "-t", demo, "C-c")
+    wait_until(lambda: tmux("has-session", "-t", demo).returncode != 0, 30, "the demo to end")
+    nodes = subprocess.run(
+        ["pgrep", "-f", f"simulators.node.*--port {settings.accumulator_port}"],
+        capture_output=True,
+        text=True,
+    )
+    assert nodes.stdout == "", "node processes outlived the demo"
+    # The nodes stopped first, so their goodbye heartbeats reached the registry.
+    wait_until(
+        lambda: [entry.status.value for entry in stored.nodes().values()] == ["DOWN"] * 3,
+        30,
+        "every node DOWN in the stored registry after the demo",
+    )
