@@ -22,7 +22,7 @@ from backend.accumulator import run_accumulator
 from backend.alerting.rules import load_rules
 from backend.alerting.service import run_alerter
 from backend.backends import open_bus, open_store
-from backend.config import Settings
+from backend.config import Settings, default_data_dir
 from backend.indexer import run_indexer
 from backend.monitor.service import MonitorOptions, run_monitor
 from backend.observe.live import LiveObserver
@@ -44,12 +44,12 @@ class DemoOptions:
     rate: float = 5.0
     """Logs per second per node."""
     log_file: Path | None = None
-    """Where service logs go; `demo.log` in the data folder (or the working folder)."""
+    """Where service logs go; by default `demo.log` in the (default) data folder."""
     keymap: Mapping[str, str] = field(default_factory=dict)
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
-    log_file = options.log_file or (settings.embedded or Path.cwd()) / "demo.log"
+    log_file = options.log_file or (settings.embedded or default_data_dir()) / "demo.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         filename=log_file,
