@@ -56,7 +56,7 @@ def _check_required_text(**fields: str) -> None:
             raise ValueError(f"`{name}` must not be empty")
 
 
-class ErrorDetails(msgspec.Struct, frozen=True):
+class ErrorDetails(msgspec.Struct, frozen=True, gc=False):
     error_code: str
     error_message: str
 
@@ -74,8 +74,20 @@ class Registration(msgspec.Struct, frozen=True, tag_field="message_type", tag="R
         _check_timestamp(self.timestamp)
 
 
-class Log(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="message_type", tag="LOG"):
-    """One log line; WARN carries timings, ERROR and FATAL carry error details."""
+class Log(
+    msgspec.Struct,
+    frozen=True,
+    omit_defaults=True,
+    tag_field="message_type",
+    tag="LOG",
+    gc=False,
+):
+    """One log line; WARN carries timings, ERROR and FATAL carry error details.
+
+    Untracked by the garbage collector (it holds strings, numbers and ErrorDetails only, so
+    no cycle can form): consoles and services hold tens of thousands of logs, and full
+    collections that walk them all stalled the console's event loop for tens of ms.
+    """
 
     log_id: str
     node_id: str

@@ -29,7 +29,8 @@ log = logging.getLogger("logdeck.observe")
 T = TypeVar("T")
 
 _HEALTH_EVERY_S = 2.0
-_BATCH_RECORDS = 5000
+_BATCH_RECORDS = 1000
+"""Records decoded per step: small steps leave the event loop free for keys in between."""
 _POLL_MS = 100
 
 
