@@ -54,6 +54,7 @@ from backend.bus.base import (
     Outgoing,
     PublisherFenced,
 )
+from backend.sqlite import use_wal
 
 log = logging.getLogger("logdeck.bus")
 
@@ -1047,9 +1048,7 @@ class _Worker:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")  # takes effect on a new file only
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot use WAL mode (journal mode {mode})")
+            use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")

@@ -58,6 +58,7 @@ import msgspec
 
 from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Alert, Level, Log, NodeEntry
+from backend.sqlite import use_wal
 from backend.store.base import BulkOutcome, Rejection, Snapshot, StoredLog, StoreUnavailable
 from backend.store.search import MAX_TEXT_CHARS, histogram_interval, text_note
 
@@ -125,9 +126,14 @@ class EmbeddedStore:
     """The `Store` on one SQLite file (see the module's docstring)."""
 
     def __init__(
-        self, path: Path, retention_days: int = 7, max_logs: int | None = DEFAULT_MAX_LOGS
+        self,
+        path: Path,
+        retention_days: int = 7,
+        max_logs: int | None = DEFAULT_MAX_LOGS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._path = Path(path)
+        self._clock = clock
         self._retention_days = retention_days
         self._max_logs = max_logs
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="logdeck-sqlite-write")
@@ -161,7 +167,7 @@ class EmbeddedStore:
         outcome = await self._write(functools.partial(self._index_logs, logs))
         if time.monotonic() - self._retention_checked >= _RETENTION_EVERY_S:
             self._retention_checked = time.monotonic()
-            cutoff = (datetime.now(UTC) - timedelta(days=self._retention_days)).date()
+            cutoff = (self._clock() - timedelta(days=self._retention_days)).date()
             await self.delete_logs_before(cutoff)
         return outcome
 
@@ -171,7 +177,7 @@ class EmbeddedStore:
         return await self._write(functools.partial(_put_snapshots, snapshots))
 
     async def search_logs(self, query: LogQuery) -> SearchResult:
-        now = datetime.now(UTC)
+        now = self._clock()
         return await self._read(functools.partial(self._search, query, now))
 
     async def delete_logs_before(self, day: date) -> list[str]:
@@ -248,7 +254,7 @@ class EmbeddedStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file only: measured faster
-            conn.execute("PRAGMA journal_mode = WAL")
+            use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA cache_size = -65536")
             conn.execute("PRAGMA mmap_size = 1073741824")

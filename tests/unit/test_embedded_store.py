@@ -75,7 +75,7 @@ def stored(logs: list[Log]) -> list[StoredLog]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
-    opened = EmbeddedStore(tmp_path / "logdeck.db")
+    opened = EmbeddedStore(tmp_path / "logdeck.db", clock=lambda: NOW)
     await opened.ensure_schema()
     yield opened
     await opened.close()
