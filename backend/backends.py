@@ -15,7 +15,7 @@ def open_bus(settings: Settings) -> Bus:
     if settings.embedded is None:
         from backend.bus.kafka import KafkaBus
 
-        return KafkaBus(settings.kafka, settings.partitions)
+        return KafkaBus(settings.kafka, settings.partitions, settings.kafka_security)
     from backend.bus.embedded import EmbeddedBus
 
     settings.embedded.mkdir(parents=True, exist_ok=True)
@@ -26,7 +26,9 @@ def open_store(settings: Settings) -> Store:
     if settings.embedded is None:
         from backend.store.elasticsearch import ElasticsearchStore
 
-        return ElasticsearchStore(settings.elasticsearch, settings.indices)
+        return ElasticsearchStore(
+            settings.elasticsearch, settings.indices, auth=settings.elasticsearch_auth
+        )
     from backend.store.embedded import EmbeddedStore
 
     settings.embedded.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from backend.security import ElasticsearchAuth, KafkaSecurity
+
 DEFAULT_NAMESPACE = "logdeck"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_ELASTICSEARCH = "http://127.0.0.1:9200"
@@ -105,6 +107,8 @@ class Settings:
     accumulator_port: int = DEFAULT_ACCUMULATOR_PORT
     embedded: Path | None = None
     """The data folder of the embedded bus and store; None: Kafka and Elasticsearch."""
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    elasticsearch_auth: ElasticsearchAuth = field(default_factory=ElasticsearchAuth)
     topics: Topics = field(init=False)
     indices: Indices = field(init=False)
 
@@ -123,6 +127,8 @@ class Settings:
             partitions=int(env.get("LOGDECK_PARTITIONS", "6")),
             retention_days=int(env.get("LOGDECK_RETENTION_DAYS", "7")),
             embedded=Path(env["LOGDECK_EMBEDDED"]) if env.get("LOGDECK_EMBEDDED") else None,
+            kafka_security=KafkaSecurity.from_env(env),
+            elasticsearch_auth=ElasticsearchAuth.from_env(env),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base  # type: ignore[arg-type]

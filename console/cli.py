@@ -264,9 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backend.security import SecurityError
+
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except SecurityError as error:
+        print(f"logdeck: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

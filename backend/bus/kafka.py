@@ -35,7 +35,11 @@ from backend.bus.base import (
     Outgoing,
     PublisherFenced,
 )
+from backend.security import KafkaSecurity
 from backend.stack.kafka import kafka_ready
+
+ClientOptions = dict[str, Any]
+"""Security settings for every aiokafka client (`KafkaSecurity.client_options`)."""
 
 _BATCH_BYTES = 512 * 1024
 _LINGER_MS = 5
@@ -64,8 +68,9 @@ class KafkaPublisher:
     waiting in aiokafka until they timed out and had to be resent.
     """
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, options: ClientOptions | None = None) -> None:
         self._bootstrap = bootstrap
+        self._options = options or {}
         self._producer: AIOKafkaProducer | None = None
         self._key_hashes: dict[bytes, int] = {}
         self._queued: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
@@ -82,6 +87,7 @@ class KafkaPublisher:
             bootstrap_servers=self._bootstrap,
             enable_idempotence=True,
             acks="all",
+            **self._options,
             linger_ms=_LINGER_MS,
             max_batch_size=_BATCH_BYTES,
             max_request_size=4 * _BATCH_BYTES,
@@ -240,6 +246,7 @@ class KafkaSubscription:
         group: str | None,
         from_beginning: bool,
         fetch_bytes: int = _FETCH_BYTES,
+        options: ClientOptions | None = None,
     ) -> None:
         self._group = group
         self._consumer = AIOKafkaConsumer(
@@ -247,6 +254,7 @@ class KafkaSubscription:
             bootstrap_servers=bootstrap,
             group_id=group,
             enable_auto_commit=False,
+            **(options or {}),
             auto_offset_reset="earliest" if from_beginning else "latest",
             isolation_level="read_committed",
             # Partition p of every topic to the same member: a node's heartbeats and
@@ -336,8 +344,17 @@ class KafkaTail(KafkaSubscription):
     first fetch, so nothing published after `start()` can slip past the reader.
     """
 
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
-        super().__init__(bootstrap, (), None, from_beginning=False, fetch_bytes=_TAIL_FETCH_BYTES)
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], options: ClientOptions | None = None
+    ) -> None:
+        super().__init__(
+            bootstrap,
+            (),
+            None,
+            from_beginning=False,
+            fetch_bytes=_TAIL_FETCH_BYTES,
+            options=options,
+        )
         self._topics = tuple(topics)
 
     async def start(self) -> None:
@@ -368,9 +385,12 @@ class KafkaTransactionalPublisher:
     instance) and refuses that producer's writes from then on.
     """
 
-    def __init__(self, bootstrap: str, transactional_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, transactional_id: str, options: ClientOptions | None = None
+    ) -> None:
         self._bootstrap = bootstrap
         self._transactional_id = transactional_id
+        self._options = options or {}
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -379,6 +399,7 @@ class KafkaTransactionalPublisher:
             transactional_id=self._transactional_id,
             enable_idempotence=True,
             acks="all",
+            **self._options,
             retry_backoff_ms=_TRANSACTION_RETRY_MS,
         )
         self._producer = await _started(producer, self._bootstrap)
@@ -415,12 +436,15 @@ class KafkaTransactionalPublisher:
 
 
 class KafkaBus:
-    def __init__(self, bootstrap: str, partitions: int = 6) -> None:
+    def __init__(
+        self, bootstrap: str, partitions: int = 6, security: KafkaSecurity | None = None
+    ) -> None:
         self._bootstrap = bootstrap
         self._partitions = partitions
+        self._options: ClientOptions = (security or KafkaSecurity()).client_options()
 
     async def ensure_topics(self, topics: Sequence[str], compacted: Sequence[str] = ()) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._options)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -447,7 +471,7 @@ class KafkaBus:
         return await asyncio.to_thread(kafka_ready, self._bootstrap)
 
     async def snapshot(self, topic: str) -> list[Incoming]:
-        subscription = KafkaSubscription(self._bootstrap, (), None, True)
+        subscription = KafkaSubscription(self._bootstrap, (), None, True, options=self._options)
         consumer = subscription.consumer
         try:
             await subscription.start()
@@ -468,18 +492,20 @@ class KafkaBus:
             await subscription.stop()
 
     def publisher(self) -> KafkaPublisher:
-        return KafkaPublisher(self._bootstrap)
+        return KafkaPublisher(self._bootstrap, self._options)
 
     def subscription(
         self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
     ) -> KafkaSubscription:
-        return KafkaSubscription(self._bootstrap, topics, group, from_beginning)
+        return KafkaSubscription(
+            self._bootstrap, topics, group, from_beginning, options=self._options
+        )
 
     def transactional_publisher(self, transactional_id: str) -> KafkaTransactionalPublisher:
-        return KafkaTransactionalPublisher(self._bootstrap, transactional_id)
+        return KafkaTransactionalPublisher(self._bootstrap, transactional_id, self._options)
 
     def tail(self, topics: Sequence[str]) -> KafkaTail:
-        return KafkaTail(self._bootstrap, topics)
+        return KafkaTail(self._bootstrap, topics, self._options)
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

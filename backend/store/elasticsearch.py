@@ -18,6 +18,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from backend.config import Indices
 from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Alert, Log, NodeEntry
+from backend.security import ElasticsearchAuth
 from backend.store.base import (
     BulkOutcome,
     Rejection,
@@ -99,10 +100,22 @@ def daily_index(prefix: str, timestamp: str) -> str:
 
 
 class ElasticsearchStore:
-    def __init__(self, url: str, indices: Indices, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        indices: Indices,
+        *,
+        request_timeout: float = 30.0,
+        auth: ElasticsearchAuth | None = None,
+    ) -> None:
         self._url = url
         self._indices = indices
-        self._client = AsyncElasticsearch(url, request_timeout=request_timeout, max_retries=0)
+        self._client = AsyncElasticsearch(
+            url,
+            request_timeout=request_timeout,
+            max_retries=0,
+            **(auth or ElasticsearchAuth()).client_options(),
+        )
 
     @property
     def client(self) -> AsyncElasticsearch:

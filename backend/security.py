@@ -1,0 +1,161 @@
+"""Credentials and TLS for Kafka and Elasticsearch, from the environment, never printed.
+
+Secrets come from `LOGDECK_*` variables only (not flags, which `ps` shows to every user)
+and are held as `Secret`, whose text is `***`: a settings object logged, printed or put
+in an error message gives nothing away.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SecurityError(ValueError):
+    """A security setting that cannot work; the message names the variable."""
+
+
+class Secret:
+    """A password or key: usable by the clients, shown as `***` everywhere else."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How the clients authenticate to Kafka and check its certificate."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSecurity:
+        protocol = env.get("LOGDECK_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        if protocol not in KAFKA_PROTOCOLS:
+            choices = ", ".join(KAFKA_PROTOCOLS)
+            raise SecurityError(f"LOGDECK_KAFKA_SECURITY_PROTOCOL={protocol}: use one of {choices}")
+        mechanism = env.get("LOGDECK_KAFKA_SASL_MECHANISM")
+        sasl = protocol.startswith("SASL_")
+        if sasl:
+            mechanism = (mechanism or "PLAIN").upper()
+            if mechanism not in SASL_MECHANISMS:
+                raise SecurityError(
+                    f"LOGDECK_KAFKA_SASL_MECHANISM={mechanism}: use one of "
+                    f"{', '.join(SASL_MECHANISMS)}"
+                )
+            for name in ("LOGDECK_KAFKA_USERNAME", "LOGDECK_KAFKA_PASSWORD"):
+                if not env.get(name):
+                    raise SecurityError(f"{protocol} needs {name}")
+        password = env.get("LOGDECK_KAFKA_PASSWORD")
+        return cls(
+            protocol=protocol,
+            sasl_mechanism=mechanism if sasl else None,
+            username=env.get("LOGDECK_KAFKA_USERNAME") if sasl else None,
+            password=Secret(password) if sasl and password else None,
+            ca_file=_path(env, "LOGDECK_KAFKA_CA_FILE"),
+            cert_file=_path(env, "LOGDECK_KAFKA_CERT_FILE"),
+            key_file=_path(env, "LOGDECK_KAFKA_KEY_FILE"),
+        )
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumer and admin client."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = self.ssl_context()
+        if self.sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self.password.reveal() if self.password else None
+        return options
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file is not None:
+            context.load_cert_chain(
+                str(self.cert_file), str(self.key_file) if self.key_file else None
+            )
+        return context
+
+
+@dataclass(frozen=True, slots=True)
+class ElasticsearchAuth:
+    """Basic auth or an API key, and the CA that signed Elasticsearch's certificate."""
+
+    username: str | None = None
+    password: Secret | None = None
+    api_key: Secret | None = None
+    ca_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ElasticsearchAuth:
+        username = env.get("LOGDECK_ELASTICSEARCH_USERNAME")
+        password = env.get("LOGDECK_ELASTICSEARCH_PASSWORD")
+        api_key = env.get("LOGDECK_ELASTICSEARCH_API_KEY")
+        if bool(username) != bool(password):
+            raise SecurityError(
+                "LOGDECK_ELASTICSEARCH_USERNAME and LOGDECK_ELASTICSEARCH_PASSWORD go together"
+            )
+        if username and api_key:
+            raise SecurityError(
+                "give either LOGDECK_ELASTICSEARCH_USERNAME/PASSWORD or "
+                "LOGDECK_ELASTICSEARCH_API_KEY, not both"
+            )
+        return cls(
+            username=username or None,
+            password=Secret(password) if password else None,
+            api_key=Secret(api_key) if api_key else None,
+            ca_file=_path(env, "LOGDECK_ELASTICSEARCH_CA_FILE"),
+        )
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for the Elasticsearch client."""
+        options: dict[str, Any] = {}
+        if self.username and self.password:
+            options["basic_auth"] = (self.username, self.password.reveal())
+        if self.api_key:
+            options["api_key"] = self.api_key.reveal()
+        if self.ca_file:
+            options["ca_certs"] = str(self.ca_file)
+        return options
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise SecurityError(f"{name}={value}: no such file")
+    return path
