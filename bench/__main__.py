@@ -1,0 +1,61 @@
+"""`python -m bench`: every benchmark in turn, then one table and a chart of them all.
+
+`--summary` skips the runs and summarizes the results already in bench/results/. Each
+benchmark keeps its own results file; the summary goes to summary.json and summary.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from bench.common import render_table
+from bench.summary import READERS, RESULTS, chart, collect, table, to_json
+
+
+def run_all(names: Sequence[str]) -> list[str]:
+    """Run each benchmark as its own process; the names of those that failed."""
+    failed = []
+    for index, name in enumerate(names, 1):
+        print(f"\n[{index}/{len(names)}] python -m bench.{name}", flush=True)
+        started = time.monotonic()
+        code = subprocess.run([sys.executable, "-m", f"bench.{name}"]).returncode
+        print(
+            f"[{index}/{len(names)}] {name}: exit {code} after {time.monotonic() - started:.0f} s"
+        )
+        if code != 0:
+            failed.append(name)
+    return failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--summary", action="store_true", help="only summarize the results already there"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=list(READERS), help="run these benchmarks only"
+    )
+    args = parser.parse_args(argv)
+    failed = [] if args.summary else run_all(args.only or list(READERS))
+    rows, missing = collect()
+    print()
+    print(render_table(["figure", "value", "baseline", "ratio", "target", "met?"], table(rows)))
+    if missing:
+        print(
+            f"\nno results yet: {', '.join(missing)} (python -m bench --only {' '.join(missing)})"
+        )
+    (RESULTS / "summary.json").write_text(json.dumps(to_json(rows, missing), indent=2) + "\n")
+    chart(rows, RESULTS / "summary.png")
+    print(f"\nsummary written to {RESULTS / 'summary.json'} and {RESULTS / 'summary.png'}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

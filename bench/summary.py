@@ -1,0 +1,247 @@
+"""One table of every benchmark's headline figures, each beside its baseline, and a chart.
+
+Reads the results files the benchmarks wrote in bench/results/ (it measures nothing
+itself), so the table always shows the last run of each. A benchmark that has not been
+run yet is listed as missing rather than left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    benchmark: str
+    figure: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    target: str = "-"
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+
+def _ingest(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for figure in data["figures"]:
+        name = figure["figure"].strip()
+        if "CPU" in name:
+            continue
+        rows.append(
+            Row(
+                "ingest",
+                name,
+                figure["value"],
+                figure["unit"],
+                figure["baseline"],
+                "direct aiokafka" if "accumulator" in name else "plain _bulk",
+                "; ".join(target["target"] for target in figure["targets"]) or "-",
+                figure["met"],
+            )
+        )
+    return rows
+
+
+def _alerts(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for figure in data["figures"]:
+        if figure["figure"].startswith("ERROR -> alert p"):
+            value = float(figure["value"].split()[0])
+            rows.append(
+                Row(
+                    "alerts",
+                    figure["figure"],
+                    value,
+                    "ms",
+                    None,
+                    "",
+                    figure["target"],
+                    figure.get("met"),
+                )
+            )
+    return rows
+
+
+def _detection(data: dict[str, Any]) -> list[Row]:
+    detection, targets = data["detection_s"], data["targets"]
+    return [
+        Row("detection", "SIGKILL -> NODE_DOWN, median", detection["median"], "s"),
+        Row(
+            "detection",
+            "SIGKILL -> NODE_DOWN, max",
+            detection["max"],
+            "s",
+            target=f"<= {targets['detection_max_s']:g} s",
+            met=data["met"]["detection"],
+        ),
+        Row(
+            "detection",
+            f"false NODE_DOWN ({data['settings'].get('soak_s', '?')} s soak)",
+            data["false_alarms"]["total"],
+            "",
+            target="0",
+            met=data["met"]["false_alarms"],
+        ),
+    ]
+
+
+def _console(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for figure in data["figures"]:
+        if figure["figure"] != "key -> repaint p95":
+            continue
+        for rate, value in figure["values"].items():
+            rows.append(
+                Row(
+                    "console",
+                    f"key -> repaint p95 at {int(rate):,} logs/s",
+                    float(value.split()[0]),
+                    "ms",
+                    target=figure["target"],
+                    met=figure["met"][rate],
+                )
+            )
+    return rows
+
+
+def _search(data: dict[str, Any]) -> list[Row]:
+    ingest = data["ingest"]
+    worst = max(data["queries"].items(), key=lambda item: item[1]["embedded"]["p95_ms"])
+    name, query = worst
+    elastic = query.get("elasticsearch") or {}
+    return [
+        Row(
+            "search",
+            f"embedded store ingest, {data['logs']:,} logs",
+            ingest["embedded"]["logs_per_second"],
+            "logs/s",
+            (ingest.get("elasticsearch") or {}).get("logs_per_second"),
+            "Elasticsearch",
+            data["targets"]["ingest"]["target"],
+            data["targets"]["ingest"]["met"],
+        ),
+        Row(
+            "search",
+            f"slowest search p95 ({name})",
+            query["embedded"]["p95_ms"],
+            "ms",
+            elastic.get("p95_ms"),
+            "Elasticsearch",
+            data["targets"]["search_p95"]["target"],
+            data["targets"]["search_p95"]["met"],
+        ),
+    ]
+
+
+def _embedded(data: dict[str, Any]) -> list[Row]:
+    ready = sorted(data["demo_ready_s"])
+    helps = sorted(data["cli_help_s"])
+    return [
+        Row(
+            "embedded",
+            "end to end, Forward -> store",
+            data["end_to_end"]["rate"],
+            "logs/s",
+            data["sqlite_fts5_ceiling"]["rate"],
+            "FTS5 batched inserts",
+            ">= 30,000",
+            data["end_to_end"]["rate"] >= 30_000,
+        ),
+        Row(
+            "embedded",
+            "demo: first log line on screen",
+            ready[len(ready) // 2],
+            "s",
+            helps[len(helps) // 2],
+            "logdeck --help",
+            "<= 3 s",
+            ready[-1] <= 3.0,
+        ),
+    ]
+
+
+READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "ingest": _ingest,
+    "alerts": _alerts,
+    "detection": _detection,
+    "console": _console,
+    "search": _search,
+    "embedded": _embedded,
+}
+
+
+def collect(results: Path = RESULTS) -> tuple[list[Row], list[str]]:
+    """The rows of every results file there is, and the benchmarks that have none."""
+    rows: list[Row] = []
+    missing: list[str] = []
+    for name, read in READERS.items():
+        path = results / f"{name}.json"
+        if not path.exists():
+            missing.append(name)
+            continue
+        rows += read(json.loads(path.read_text()))
+    return rows, missing
+
+
+def _number(value: float, unit: str) -> str:
+    if unit in ("ms", "s"):
+        return f"{value:,.2f} {unit}" if unit == "s" else f"{value:,.1f} {unit}"
+    return f"{value:,.0f} {unit}".strip()
+
+
+def table(rows: list[Row]) -> list[list[str]]:
+    return [
+        [
+            f"{row.benchmark}: {row.figure}",
+            _number(row.value, row.unit),
+            f"{_number(row.baseline, row.unit)} ({row.baseline_name})" if row.baseline else "-",
+            f"{row.ratio:.0%}" if row.ratio else "-",
+            row.target,
+            {True: "yes", False: "NO", None: "-"}[row.met],
+        ]
+        for row in rows
+    ]
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    """Each figure with a baseline as a pair of bars, so the gap reads at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    compared = [row for row in rows if row.baseline]
+    figure, axes = plt.subplots(len(compared), 1, figsize=(9, 1.3 * len(compared) + 0.6))
+    for axis, row in zip(axes if len(compared) > 1 else [axes], compared, strict=True):
+        assert row.baseline is not None
+        axis.barh(["baseline", "logdeck"], [row.baseline, row.value], color=["#9aa5b1", "#2f7ed8"])
+        axis.set_title(
+            f"{row.benchmark}: {row.figure} ({row.baseline_name} as baseline)",
+            fontsize=9,
+            loc="left",
+        )
+        axis.tick_params(labelsize=8)
+        axis.set_xlabel(row.unit, fontsize=8)
+        for spine in ("top", "right"):
+            axis.spines[spine].set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def to_json(rows: list[Row], missing: list[str]) -> dict[str, Any]:
+    return {
+        "rows": [{**asdict(row), "ratio": row.ratio} for row in rows],
+        "missing": missing,
+    }

@@ -1,0 +1,36 @@
+"""The benchmark summary: every results file read, missing ones named, ratios computed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bench.summary import READERS, RESULTS, Row, collect, table
+
+
+def test_every_committed_result_reads_into_rows_with_targets_met() -> None:
+    rows, missing = collect()
+    assert {row.benchmark for row in rows} == set(READERS) - set(missing)
+    assert all(row.met is not False for row in rows), [row for row in rows if row.met is False]
+
+
+def test_a_benchmark_without_results_is_named_not_dropped(tmp_path: Path) -> None:
+    shutil.copy(RESULTS / "embedded.json", tmp_path / "embedded.json")
+    rows, missing = collect(tmp_path)
+    assert missing == [name for name in READERS if name != "embedded"]
+    assert {row.benchmark for row in rows} == {"embedded"}
+
+
+def test_ratio_and_cells_come_from_value_and_baseline(tmp_path: Path) -> None:
+    data = json.loads((RESULTS / "embedded.json").read_text())
+    data["end_to_end"]["rate"], data["sqlite_fts5_ceiling"]["rate"] = 25_000.0, 50_000.0
+    (tmp_path / "embedded.json").write_text(json.dumps(data))
+    row: Row = collect(tmp_path)[0][0]
+    assert row.ratio == 0.5 and row.met is False
+    assert table([row])[0][1:4] + table([row])[0][5:] == [
+        "25,000 logs/s",
+        "50,000 logs/s (FTS5 batched inserts)",
+        "50%",
+        "NO",
+    ]
