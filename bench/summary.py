@@ -171,6 +171,24 @@ def _embedded(data: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _latency(data: dict[str, Any]) -> list[Row]:
+    measured = data["latency_ms"]
+    alone = measured["elasticsearch_alone"]
+    return [
+        Row(
+            "latency",
+            f"service -> searchable {share} at {int(rate):,} logs/s",
+            figures[share],
+            "ms",
+            alone[share],
+            "Elasticsearch alone",
+        )
+        for rate, figures in measured.items()
+        if rate != "elasticsearch_alone"
+        for share in ("p50", "p99")
+    ]
+
+
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
     "alerts": _alerts,
@@ -178,6 +196,7 @@ READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "console": _console,
     "search": _search,
     "embedded": _embedded,
+    "latency": _latency,
 }
 
 
