@@ -21,6 +21,7 @@ import os
 import platform
 import pstats
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -350,6 +351,45 @@ async def kafka_direct(settings: Settings, consumer: Any, corpus: Corpus) -> Mea
     return Measured(arrival.target, arrival.seconds, arrival.rate, cpu_seconds=cpu)
 
 
+async def kafka_kcat(settings: Settings, consumer: Any, corpus: Corpus, workdir: Path) -> Measured:
+    """The second ceiling: kcat (librdkafka, C) producing the same keyed records and headers.
+
+    The records are written to a file first, so the clock covers kcat's run only: from its
+    start until Kafka holds every record (acks=all, idempotent, as the accumulator's).
+    """
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        raise BenchError("kcat is not installed: run scripts/setup (Debian package kcat)")
+    source = workdir / "kcat-input"
+    with source.open("wb") as out:
+        for log, value in zip(corpus.logs, corpus.values, strict=True):
+            out.write(log.node_id.encode() + b"\t" + value + b"\n")
+    headers = [arg for name, value in corpus.headers for arg in ("-H", f"{name}={value.decode()}")]
+    command = [
+        kcat, "-P", "-b", settings.kafka, "-t", settings.topics.logs, "-K", "\t",
+        "-X", "acks=all", "-X", "enable.idempotence=true", "-X", "linger.ms=5",
+        "-z", "none", *headers, "-l", str(source),
+    ]  # fmt: skip
+    deadline = phase_deadline(len(corpus.logs))
+    grown = await TopicSize(consumer, settings).growth()
+    phase = Phase("Kafka <- kcat (baseline)", len(corpus.logs))
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    communicating = asyncio.ensure_future(process.communicate())
+
+    def check() -> None:
+        if communicating.done() and process.returncode:
+            error = communicating.result()[1].decode(errors="replace").strip()
+            raise BenchError(f"kcat failed ({process.returncode}): {error[-500:]}")
+
+    arrival = await _watch_kafka(grown, corpus, started, deadline, phase, [check])
+    await finish(communicating, deadline)
+    phase.finish(f"{arrival.target:,} records in {arrival.seconds:.2f} s = {arrival.rate:,.0f}/s")
+    return Measured(arrival.target, arrival.seconds, arrival.rate)
+
+
 async def through_accumulator(
     accumulator: Service,
     size: TopicSize,
@@ -516,6 +556,7 @@ async def _watch_es(
 @dataclass(slots=True)
 class Results:
     direct: Measured
+    kcat: Measured
     packed: Measured
     message: Measured
     indexer: Measured
@@ -537,6 +578,12 @@ class Results:
                     (f">= {TARGET_ACCUMULATOR_RATE:,}/s", packed.rate >= TARGET_ACCUMULATOR_RATE),
                     (f">= {TARGET_ACCUMULATOR_RATIO:.0%}", ratio >= TARGET_ACCUMULATOR_RATIO),
                 ],
+            ),
+            Figure(
+                "accumulator <- AckSender vs kcat",
+                "rec/s",
+                packed.rate,
+                self.kcat.rate,
             ),
             Figure(
                 "  accumulator CPU, PackedForward",
@@ -593,7 +640,7 @@ async def drop_topics(settings: Settings, names: Namespaces) -> None:
             existing = set(await admin.list_topics())
             ours = [
                 topic
-                for role in (names.ingest, names.indexer)
+                for role in (names.ingest, names.indexer, names.bulk)
                 for topic in role.topics.all()
                 if topic in existing
             ]
@@ -624,18 +671,21 @@ async def measure(
     workdir: Path,
     profile: Path | None,
 ) -> Results:
-    await KafkaBus(settings.kafka, settings.partitions).ensure_topics(names.indexer.topics.all())
+    bus = KafkaBus(settings.kafka, settings.partitions)
+    await bus.ensure_topics(names.indexer.topics.all())
+    await bus.ensure_topics([names.bulk.topics.logs])
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         # The baseline run also fills the indexer's topic.
         direct = await kafka_direct(names.indexer, consumer, corpus)
         packed, message = await accumulator_runs(names.ingest, consumer, corpus, workdir, profile)
+        kcat = await kafka_kcat(names.bulk, consumer, corpus, workdir)
     finally:
         await consumer.stop()
     indexer = await through_indexer(names.indexer, es, len(corpus.logs), workdir, profile)
     bulk = await plain_bulk(names.bulk, es, corpus)
-    return Results(direct, packed, message, indexer, bulk)
+    return Results(direct, kcat, packed, message, indexer, bulk)
 
 
 def machine(es_version: str) -> dict[str, Any]:
@@ -720,7 +770,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(render_table(header, [figure.cells() for figure in figures]))
     print(
         "\nbaselines: rec/s  aiokafka producing the same records straight to Kafka, with the "
-        "accumulator's producer settings\n"
+        "accumulator's producer settings; vs kcat: `kcat -P` of the same records from a file\n"
         "           rec/CPU-s  the CPU time that direct producer took\n"
         "           logs/s  sequential _bulk requests of 5,000 creates into the same index template"
     )
@@ -743,6 +793,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "runs": {
             "kafka_direct": results.direct.to_json(),
+            "kafka_kcat": results.kcat.to_json(),
             "accumulator_packed_forward": results.packed.to_json(),
             "accumulator_message": results.message.to_json(),
             "indexer": results.indexer.to_json(),
