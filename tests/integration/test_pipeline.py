@@ -17,6 +17,7 @@ from tests.integration.harness import (
     Process,
     Stored,
     ledger_ids,
+    port_open,
     read_topic,
     wait_until,
 )
@@ -128,3 +129,24 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_around_them_arriv
 
     assert_stored_exactly_once(stored, [record["log_id"] for record in good])
     assert not set(stored.log_ids()) & {record["log_id"] for record in bad}
+
+
+def test_accumulator_killed_and_restarted_loses_no_acknowledged_log(
+    settings: Settings, stored: Stored, accumulator: Process, indexer: Process, launch: Launch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    ledger = tmp_path / "ledger"
+    nodes = simulate(
+        launch, settings, ledger, "--nodes", "3", "--rate", "200", "--duration", "15", "--acks"
+    )
+    wait_until(lambda: stored.logs()[0] > 500, 60, "the first logs stored")
+    accumulator.kill()
+    acknowledged_at_kill = len(ledger_ids(ledger))
+    time.sleep(2)
+    restarted = launch("accumulator")
+    wait_until(lambda: port_open(settings.accumulator_port), 60, "the accumulator again")
+    assert nodes.wait(120) == 0, nodes.output()
+    sent = ledger_ids(ledger)
+    assert acknowledged_at_kill < len(sent), "the kill came after the stream ended"
+    assert_stored_exactly_once(stored, sent)
+    assert restarted.popen.poll() is None
