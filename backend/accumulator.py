@@ -3,7 +3,8 @@
 Each record is checked against its shape and routed by its message_type to its topic,
 keyed by node_id, with ingest metadata in the Kafka headers (the body keeps the shape of
 DESIGN.md exactly). Anything that does not fit goes to the dead-letter topic with the
-reason and the raw bytes. A read's records are safe, and its chunks acknowledged, only
+reason and the raw bytes (at most `DEAD_LETTER_RAW_BYTES` of them, so a dead letter always
+fits a Kafka record). A read's records are safe, and its chunks acknowledged, only
 once Kafka has acknowledged every one of them; until then the accumulator retries.
 """
 
@@ -18,8 +19,8 @@ from typing import Any
 
 from backend.bus import Bus, BusUnavailable, Delivery, Outgoing, Publisher
 from backend.config import Settings
-from backend.forward.protocol import Frame, StreamError, repack
-from backend.forward.server import ForwardServer
+from backend.forward.protocol import DEFAULT_MAX_FRAME_BYTES, Frame, StreamError, repack
+from backend.forward.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ForwardServer
 from backend.retry import Backoff, retrying
 from backend.runner import ServiceError
 from backend.schemas import (
@@ -34,6 +35,14 @@ from backend.schemas import (
 )
 
 log = logging.getLogger("logdeck.accumulator")
+
+DEAD_LETTER_RAW_BYTES = 64 * 1024
+"""Raw bytes kept in one dead letter; the rest is cut, and the reason says so."""
+
+
+def _text(value: str) -> str:
+    """`value` as valid UTF-8 text: bytes the client sent that were not are shown as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Router:
@@ -82,9 +91,25 @@ class Router:
                         )
                     )
                     continue
+                try:
+                    body = encode(message)
+                    key = message.node_id.encode()
+                except UnicodeEncodeError:
+                    node = message.node_id
+                    out.append(
+                        self._dead(
+                            "record has strings that are not valid UTF-8",
+                            repack(entry.record),
+                            received_at,
+                            peer,
+                            item.tag,
+                            node,
+                        )
+                    )
+                    continue
                 topic = self._topic_of[type(message)]
                 self.counts[topic] += 1
-                out.append(Outgoing(topic, message.node_id.encode(), encode(message), headers))
+                out.append(Outgoing(topic, key, body, headers))
         return out
 
     def _dead(
@@ -97,16 +122,21 @@ class Router:
         node_id: str | None,
     ) -> Outgoing:
         self.counts[self._deadletter] += 1
+        reason = _text(reason) or "rejected"
+        if len(raw) > DEAD_LETTER_RAW_BYTES:
+            reason += f" (raw cut to the first {DEAD_LETTER_RAW_BYTES} of {len(raw)} bytes)"
+            raw = raw[:DEAD_LETTER_RAW_BYTES]
+        node_id = _text(node_id) if node_id is not None else None
         letter = DeadLetter(
             reason=reason,
             source="accumulator",
             raw=raw,
             received_at=received_at,
-            tag=tag,
-            peer=peer,
+            tag=_text(tag) if tag is not None else None,
+            peer=_text(peer),
             node_id=node_id,
         )
-        key = node_id.encode("utf-8", "replace") if node_id else None
+        key = node_id.encode() if node_id else None
         return Outgoing(self._deadletter, key, encode(letter))
 
 
@@ -146,7 +176,14 @@ class KafkaSink:
 
 
 async def run_accumulator(
-    settings: Settings, bus: Bus, stop: asyncio.Event, port: int | None = None
+    settings: Settings,
+    bus: Bus,
+    stop: asyncio.Event,
+    port: int | None = None,
+    *,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> None:
     """Serve the Forward protocol until `stop` is set, then flush to Kafka."""
     listen_port = settings.accumulator_port if port is None else port
@@ -164,7 +201,14 @@ async def run_accumulator(
         log=log,
     )
     router = Router(settings, f"{socket.gethostname()}:{listen_port}")
-    server = ForwardServer(KafkaSink(router, publisher), settings.accumulator_host, listen_port)
+    server = ForwardServer(
+        KafkaSink(router, publisher),
+        settings.accumulator_host,
+        listen_port,
+        max_frame_bytes=max_frame_bytes,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+    )
     try:
         await server.start()
     except OSError as error:
@@ -172,10 +216,14 @@ async def run_accumulator(
         address = f"{settings.accumulator_host}:{listen_port}"
         raise ServiceError(f"accumulator cannot listen on {address}: {error.strerror}") from None
     log.info(
-        "accumulator listening on %s:%d, publishing to %s",
+        "accumulator listening on %s:%d, publishing to %s "
+        "(frames up to %d bytes, %d connections, idle timeout %g s)",
         settings.accumulator_host,
         server.port,
         settings.bus_label,
+        max_frame_bytes,
+        max_connections,
+        idle_timeout,
     )
     try:
         await stop.wait()

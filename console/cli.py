@@ -61,7 +61,29 @@ def _accumulator(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     settings = _settings(args)
-    return serve(lambda stop: run_accumulator(settings, open_bus(settings), stop))
+    return serve(
+        lambda stop: run_accumulator(
+            settings,
+            open_bus(settings),
+            stop,
+            max_frame_bytes=args.max_frame_bytes,
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+        )
+    )
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
 
 
 def _indexer(args: argparse.Namespace) -> int:
@@ -201,6 +223,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     accumulator.add_argument("--host", help="listen address (127.0.0.1)")
     accumulator.add_argument("--port", type=int, help="listen port (24224)")
+    from backend.forward.protocol import DEFAULT_MAX_FRAME_BYTES
+    from backend.forward.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+
+    limits = accumulator.add_argument_group("limits (each logged when hit)")
+    limits.add_argument(
+        "--max-frame-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_FRAME_BYTES,
+        metavar="N",
+        help="largest Forward message (a larger one is dead-lettered and closes its "
+        "connection) and largest gzip output (a larger one is dead-lettered) (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections; past it new ones are closed at once (%(default)s)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help="close a connection silent for S seconds with no ack pending (%(default)s)",
+    )
     _add_connection_flags(accumulator)
     accumulator.set_defaults(handler=_accumulator)
 

@@ -7,8 +7,11 @@ CompressedPackedForward. Time is an integer, a float or an EventTime (ext type 0
 
 `ForwardDecoder` turns bytes into `Frame`s and never raises on client input: what does
 not fit becomes a `Rejected` entry or a `StreamError` carrying its reason and raw bytes.
-Only a broken msgpack stream is fatal to the connection, since nothing after it can be
-framed again.
+`close` reports a frame the stream ended in the middle of. Only a broken msgpack stream
+(including msgpack Python cannot hold, such as a map keyed by an array) or a frame beyond
+`max_frame_bytes` is fatal to the connection, since nothing after it can be framed again.
+Strings that are not UTF-8 are kept with `surrogateescape`, so `repack` gives the client's
+bytes back.
 """
 
 from __future__ import annotations
@@ -79,6 +82,13 @@ class StreamError:
 
     reason: str
     raw: bytes
+    too_large: bool = False
+    """True when the frame outgrew the decoder's `max_frame_bytes`."""
+
+
+# What msgpack raises on input it cannot unpack: malformed bytes (UnpackException,
+# ValueError, which includes nesting too deep) and maps keyed by arrays or maps (TypeError).
+_UNPACK_ERRORS: Final = (msgpack.UnpackException, ValueError, TypeError)
 
 
 def ack_for(chunk: str) -> bytes:
@@ -106,11 +116,16 @@ def _entry(item: object) -> Entry | Rejected:
 
 
 def repack(value: object) -> bytes:
+    """`value` as msgpack again (the client's own bytes), or its repr if it cannot be."""
     try:
-        packed: bytes = msgpack.packb(value, datetime=False)
+        packed: bytes = msgpack.packb(value, datetime=False, unicode_errors="surrogateescape")
         return packed
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        pass
+    try:
         return repr(value).encode("utf-8", "backslashreplace")
+    except RecursionError:
+        return b"<nested too deeply to show>"
 
 
 class ForwardDecoder:
@@ -148,12 +163,24 @@ class ForwardDecoder:
                     StreamError(
                         f"frame larger than the {self._max_frame_bytes}-byte limit",
                         bytes(self._pending[:4096]),
+                        too_large=True,
                     )
                 )
                 break
             out += self._feed(view[:room])
             view = view[room:]
         return out
+
+    def close(self) -> StreamError | None:
+        """The end of the stream: a `StreamError` if it stopped in the middle of a frame."""
+        if self._broken or not self._pending:
+            self._broken = True
+            return None
+        self._broken = True
+        return StreamError(
+            f"connection closed {len(self._pending)} bytes into a frame",
+            bytes(self._pending[:4096]),
+        )
 
     def _feed(self, data: memoryview) -> list[Frame | StreamError]:
         self._pending += data
@@ -165,7 +192,7 @@ class ForwardDecoder:
                 end = self._unpacker.tell()
                 out.append(self._frame(obj, start, end))
                 start = end
-        except (msgpack.UnpackException, ValueError) as error:
+        except _UNPACK_ERRORS as error:
             self._broken = True
             out.append(
                 StreamError(f"invalid msgpack: {error}", bytes(self._pending[start - self._base :]))
@@ -237,7 +264,7 @@ class ForwardDecoder:
             for item in unpacker:
                 _add(frame, _entry(item))
                 position = unpacker.tell()
-        except (msgpack.UnpackException, ValueError) as error:
+        except _UNPACK_ERRORS as error:
             frame.rejected.append(Rejected(f"invalid packed entries: {error}", data[position:]))
         return frame
 

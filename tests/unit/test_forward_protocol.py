@@ -1,4 +1,5 @@
-"""ForwardDecoder on every Forward protocol mode, on hostile input, and on real client bytes."""
+"""ForwardDecoder on every Forward protocol mode, on hostile input, and on real client bytes;
+ForwardServer's limits and the accumulator flags that set them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import gzip
 import socket
 import struct
+import time
 from typing import Any
 
 import fluent.asyncsender
@@ -13,13 +15,17 @@ import fluent.sender
 import msgpack
 import pytest
 
+from backend.bus import Delivery
 from backend.forward.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
     ForwardDecoder,
     Frame,
     StreamError,
     ack_for,
     pack_event_time,
 )
+from backend.forward.server import ForwardServer
+from console.cli import build_parser
 
 RECORD = {"message_type": "HEARTBEAT", "node_id": "payment-01", "status": "UP"}
 
@@ -368,3 +374,191 @@ def test_fluent_logger_reports_a_refused_connection() -> None:
     assert sender.emit("log", RECORD) is False
     assert isinstance(sender.last_error, OSError)
     sender.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x93\xa1t\x01\x81\x91\x01\x01", b"\x93\xa1t\x01\x81\x81\x01\x01\x01"],
+    ids=["array", "map"],
+)
+def test_a_map_keyed_by_an_array_or_a_map_breaks_the_stream_without_raising(data: bytes) -> None:
+    decoder = ForwardDecoder()
+    [error] = decoder.feed(data)
+    assert isinstance(error, StreamError) and "unhashable" in error.reason
+    assert error.raw == data and not error.too_large and decoder.broken
+
+
+def test_a_map_keyed_by_an_array_inside_packed_entries_is_rejected() -> None:
+    frame = only_frame(pack(["t", entries_blob([1, RECORD]) + b"\x92\x01\x81\x91\x01\x01"]))
+    assert [e.record for e in frame.entries] == [RECORD]
+    assert "unhashable" in frame.rejected[0].reason
+
+
+class Sink:
+    """A FrameSink whose deliveries complete after `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.items: list[Frame | StreamError] = []
+        self.delay = delay
+
+    async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
+        self.items += items
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.delay, delivery.set_result, None)
+        return delivery
+
+
+async def serve(sink: Sink, **limits: Any) -> ForwardServer:
+    server = ForwardServer(sink, "127.0.0.1", 0, **limits)
+    await server.start()
+    return server
+
+
+async def ask(port: int, chunk: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(pack(["t", 1, RECORD, {"chunk": chunk}]))
+    assert await asyncio.wait_for(reader.read(100), 5) == ack_for(chunk)
+    return reader, writer
+
+
+async def test_a_frame_beyond_the_limit_closes_the_connection_with_the_flag_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Sink()
+    server = await serve(sink, max_frame_bytes=1024)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(pack(["t", 1, {"pad": "x" * 5000}]))
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        local = writer.get_extra_info("sockname")
+        writer.close()
+        _, healthy = await ask(server.port, "after")  # the server goes on
+        healthy.close()
+    finally:
+        await server.stop()
+    [error] = sink.items[:1]
+    assert isinstance(error, StreamError) and error.too_large
+    assert (
+        f"closing {local[0]}:{local[1]}: frame larger than the 1024-byte limit "
+        "(--max-frame-bytes)" in caplog.messages
+    )
+
+
+async def test_connections_past_the_limit_are_refused_and_the_open_ones_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await serve(Sink(), max_connections=2)
+    try:
+        _, first = await ask(server.port, "one")
+        second_reader, second = await ask(server.port, "two")
+        reader, third = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert any(
+            "2 connections are open, the limit (--max-connections)" in m for m in caplog.messages
+        )
+        second.write(pack(["t", 1, RECORD, {"chunk": "again"}]))
+        assert await asyncio.wait_for(second_reader.read(100), 5) == ack_for("again")
+        for writer in (first, second, third):
+            writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_silent_connection_is_closed_after_the_idle_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await serve(Sink(), idle_timeout=0.3)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        started = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert 0.25 < time.monotonic() - started < 3
+        assert any(
+            m.endswith("silent for 0.3 s, the limit (--idle-timeout)") for m in caplog.messages
+        )
+        writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_client_waiting_for_its_ack_is_not_idle() -> None:
+    server = await serve(Sink(delay=1.0), idle_timeout=0.2)
+    try:
+        started = time.monotonic()
+        _, writer = await ask(server.port, "slow")  # silent for 1 s, waiting on the bus
+        assert time.monotonic() - started >= 0.9
+        writer.close()
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [{"max_frame_bytes": 0}, {"max_connections": 0}, {"idle_timeout": 0}, {"max_pending": 0}],
+)
+def test_limits_must_be_positive(limit: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        ForwardServer(Sink(), "127.0.0.1", 0, **limit)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], (DEFAULT_MAX_FRAME_BYTES, 10_000, 300.0)),
+        (
+            ["--max-frame-bytes", "1024", "--max-connections", "5", "--idle-timeout", "2.5"],
+            (1024, 5, 2.5),
+        ),
+    ],
+)
+def test_accumulator_limit_flags(flags: list[str], expected: tuple[int, int, float]) -> None:
+    args = build_parser().parse_args(["accumulator", *flags])
+    assert (args.max_frame_bytes, args.max_connections, args.idle_timeout) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-frame-bytes", "0"], "argument --max-frame-bytes: must be greater than 0, got 0"),
+        (["--idle-timeout", "-1"], "argument --idle-timeout: must be greater than 0, got -1"),
+        (["--max-connections", "many"], "argument --max-connections: 'many' is not a number"),
+    ],
+)
+def test_accumulator_limit_flags_refuse_bad_values_clearly(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["accumulator", *flags])
+    assert message in capsys.readouterr().err
+
+
+def test_a_stream_that_ends_in_the_middle_of_a_frame_is_reported_at_close() -> None:
+    decoder = ForwardDecoder()
+    good = pack(["t", 1, RECORD])
+    [frame] = decoder.feed(good + good[:7])
+    assert isinstance(frame, Frame)
+    error = decoder.close()
+    assert isinstance(error, StreamError)
+    assert error.reason == "connection closed 7 bytes into a frame" and error.raw == good[:7]
+    assert decoder.broken and decoder.feed(good) == []
+
+
+def test_a_stream_that_ends_between_frames_closes_quietly() -> None:
+    decoder = ForwardDecoder()
+    decoder.feed(pack(["t", 1, RECORD]))
+    assert decoder.close() is None
+
+
+async def test_an_unfinished_frame_goes_to_the_sink_when_the_client_leaves() -> None:
+    sink = Sink()
+    server = await serve(sink)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(pack(["t", 1, RECORD])[:9])
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    finally:
+        await server.stop()
+    [error] = sink.items
+    assert isinstance(error, StreamError) and "9 bytes into a frame" in error.reason
