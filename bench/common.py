@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -113,6 +114,18 @@ async def background_busy(seconds: float = 1.0) -> float:
     idle_after, total_after = _cpu_times()
     total = total_after - total_before
     return 1 - (idle_after - idle_before) / total if total else 0.0
+
+
+def cpu_model() -> str:
+    """The processor's model name, for the record of where a figure was measured."""
+    return next(
+        (
+            line.partition(":")[2].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
 
 
 def deadline_in(seconds: float) -> float:

@@ -45,6 +45,7 @@ from bench.common import (
     background_busy,
     bench_settings,
     code_line,
+    cpu_model,
     deadline_in,
     free_port,
     polls_until,
@@ -253,14 +254,7 @@ def describe(values: Sequence[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.partition(":")[2].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,

@@ -54,6 +54,7 @@ from bench.common import (
     Phase,
     Service,
     background_busy,
+    cpu_model,
     deadline_in,
     failed,
     finish,
@@ -689,14 +690,7 @@ async def measure(
 
 
 def machine(es_version: str) -> dict[str, Any]:
-    cpu = next(
-        (
-            line.partition(":")[2].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,

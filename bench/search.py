@@ -45,7 +45,14 @@ from backend.schemas import Level, iso_millis
 from backend.store.base import Store, StoredLog
 from backend.store.elasticsearch import ElasticsearchStore
 from backend.store.embedded import EmbeddedStore
-from bench.common import BenchError, Phase, background_busy, render_table, run_and_record
+from bench.common import (
+    BenchError,
+    Phase,
+    background_busy,
+    cpu_model,
+    render_table,
+    run_and_record,
+)
 from bench.ingest import code_state
 from simulators.traffic import PROFILES, Traffic
 
@@ -275,14 +282,7 @@ def file_size(path: Path) -> int:
 
 
 def machine(es_version: str | None) -> dict[str, Any]:
-    cpu = next(
-        (
-            line.partition(":")[2].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,
