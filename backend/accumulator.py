@@ -201,6 +201,7 @@ async def run_accumulator(
         log=log,
     )
     router = Router(settings, f"{socket.gethostname()}:{listen_port}")
+    security = settings.forward_security
     server = ForwardServer(
         KafkaSink(router, publisher),
         settings.accumulator_host,
@@ -208,6 +209,9 @@ async def run_accumulator(
         max_frame_bytes=max_frame_bytes,
         max_connections=max_connections,
         idle_timeout=idle_timeout,
+        ssl=security.server_ssl_context(),
+        shared_key=security.shared_key.reveal() if security.shared_key else None,
+        hostname=security.hostname,
     )
     try:
         await server.start()
@@ -217,17 +221,19 @@ async def run_accumulator(
         raise ServiceError(f"accumulator cannot listen on {address}: {error.strerror}") from None
     log.info(
         "accumulator listening on %s:%d, publishing to %s "
-        "(frames up to %d bytes, %d connections, idle timeout %g s)",
+        "(frames up to %d bytes, %d connections, idle timeout %g s; %s)",
         settings.accumulator_host,
         server.port,
         settings.bus_label,
         max_frame_bytes,
         max_connections,
         idle_timeout,
+        security.describe(),
     )
     try:
         await stop.wait()
     finally:
         await server.stop()
         await publisher.stop()
-        log.info("accumulator stopped; records routed: %s", dict(router.counts))
+        handshakes = f"; handshakes: {dict(server.handshakes)}" if server.handshakes else ""
+        log.info("accumulator stopped; records routed: %s%s", dict(router.counts), handshakes)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from backend.security import ElasticsearchAuth, KafkaSecurity
+from backend.security import ElasticsearchAuth, ForwardSecurity, KafkaSecurity
 
 DEFAULT_NAMESPACE = "logdeck"
 DEFAULT_KAFKA = "127.0.0.1:9092"
@@ -109,6 +109,7 @@ class Settings:
     """The data folder of the embedded bus and store; None: Kafka and Elasticsearch."""
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     elasticsearch_auth: ElasticsearchAuth = field(default_factory=ElasticsearchAuth)
+    forward_security: ForwardSecurity = field(default_factory=ForwardSecurity)
     topics: Topics = field(init=False)
     indices: Indices = field(init=False)
 
@@ -129,6 +130,7 @@ class Settings:
             embedded=Path(env["LOGDECK_EMBEDDED"]) if env.get("LOGDECK_EMBEDDED") else None,
             kafka_security=KafkaSecurity.from_env(env),
             elasticsearch_auth=ElasticsearchAuth.from_env(env),
+            forward_security=ForwardSecurity.from_env(env),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base  # type: ignore[arg-type]

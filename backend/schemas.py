@@ -149,6 +149,9 @@ def validate_record(record: Any) -> Message:
         return message
     except msgspec.ValidationError as error:
         raise InvalidRecord(_explain(record, str(error))) from None
+    except UnicodeEncodeError:
+        # A key or an enum value sent as bytes that are not UTF-8 (decoded as surrogates).
+        raise InvalidRecord("record has strings that are not valid UTF-8") from None
 
 
 def _explain(record: dict[Any, Any], reason: str) -> str:
@@ -281,4 +284,25 @@ class ClearAlert(msgspec.Struct, frozen=True, kw_only=True, tag_field="command",
     at: str
 
 
-AlertCommand = Acknowledge | Unacknowledge | Resolve | RaiseAlert | ClearAlert
+class RuleMatch(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="MATCH"):
+    """A log a rule fired on, from the alerter's rule stage to the keeper of its alert.
+
+    Keyed by fingerprint, so every match of one alert reaches the one keeper that owns
+    it, whichever partition its logs came from. `log_id` lets a resent log count once;
+    `burst_count` and `burst_window_s` carry a BURST rule's rate.
+    """
+
+    fingerprint: str
+    rule: str
+    log_id: str
+    kind: AlertKind
+    severity: Severity
+    node_id: str | None
+    service_name: str | None
+    summary: str
+    at: str
+    burst_count: int | None = None
+    burst_window_s: float | None = None
+
+
+AlertCommand = Acknowledge | Unacknowledge | Resolve | RaiseAlert | ClearAlert | RuleMatch

@@ -1,4 +1,4 @@
-"""Credentials and TLS for Kafka and Elasticsearch, from the environment, never printed.
+"""Credentials and TLS for Kafka, Elasticsearch and the Forward protocol, from the environment.
 
 Secrets come from `LOGDECK_*` variables only (not flags, which `ps` shows to every user)
 and are held as `Secret`, whose text is `***`: a settings object logged, printed or put
@@ -8,9 +8,10 @@ in an error message gives nothing away.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -149,6 +150,112 @@ class ElasticsearchAuth:
         if self.ca_file:
             options["ca_certs"] = str(self.ca_file)
         return options
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardSecurity:
+    """The Forward protocol's shared-key handshake and TLS, for the accumulator and its clients.
+
+    The accumulator asks every client for the shared key (HELO, PING, PONG) when one is set,
+    and speaks TLS when it has a certificate and key. A client (`AckSender`) answers the
+    handshake with the same key and, given a CA, speaks TLS and checks the accumulator's
+    certificate against it. Both sides name themselves `hostname` in the handshake.
+    """
+
+    shared_key: Secret | None = None
+    hostname: str = field(default_factory=socket.gethostname)
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ForwardSecurity:
+        key = env.get("LOGDECK_FORWARD_SHARED_KEY")
+        hostname = env.get("LOGDECK_FORWARD_HOSTNAME") or socket.gethostname()
+        try:
+            hostname.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SecurityError("LOGDECK_FORWARD_HOSTNAME is not valid UTF-8") from None
+        cert_file = _path(env, "LOGDECK_FORWARD_TLS_CERT_FILE")
+        key_file = _path(env, "LOGDECK_FORWARD_TLS_KEY_FILE")
+        if (cert_file is None) != (key_file is None):
+            raise SecurityError(
+                "LOGDECK_FORWARD_TLS_CERT_FILE and LOGDECK_FORWARD_TLS_KEY_FILE go together"
+            )
+        security = cls(
+            shared_key=Secret(key) if key else None,
+            hostname=hostname,
+            cert_file=cert_file,
+            key_file=key_file,
+            ca_file=_path(env, "LOGDECK_FORWARD_TLS_CA_FILE"),
+        )
+        # Load the files now, so a bad one stops the command before it serves anything.
+        security.server_ssl_context()
+        security.client_ssl_context()
+        return security
+
+    @property
+    def server_tls(self) -> bool:
+        return self.cert_file is not None
+
+    @property
+    def client_tls(self) -> bool:
+        return self.ca_file is not None
+
+    @property
+    def for_clients(self) -> bool:
+        """True when a client must do more than plain Forward: answer HELO, or speak TLS."""
+        return self.shared_key is not None or self.client_tls
+
+    def client_variables(self) -> list[str]:
+        """The variables set that a client has to honour, for messages."""
+        names = []
+        if self.shared_key is not None:
+            names.append("LOGDECK_FORWARD_SHARED_KEY")
+        if self.client_tls:
+            names.append("LOGDECK_FORWARD_TLS_CA_FILE")
+        return names
+
+    def server_ssl_context(self) -> ssl.SSLContext | None:
+        """The accumulator's TLS context, or None for plain TCP."""
+        if self.cert_file is None or self.key_file is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            # Only certificates: a file that does not hold one is named as the culprit.
+            ssl.create_default_context(cafile=str(self.cert_file))
+        except OSError as error:  # ssl.SSLError included
+            raise SecurityError(
+                f"LOGDECK_FORWARD_TLS_CERT_FILE={self.cert_file}: not a readable PEM "
+                f"certificate ({error})"
+            ) from None
+        try:
+            # An empty password: an encrypted key fails here instead of prompting on a tty.
+            context.load_cert_chain(str(self.cert_file), str(self.key_file), password="")
+        except OSError as error:
+            raise SecurityError(
+                f"LOGDECK_FORWARD_TLS_KEY_FILE={self.key_file}: not the readable, unencrypted "
+                f"private key of LOGDECK_FORWARD_TLS_CERT_FILE ({error})"
+            ) from None
+        return context
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """A client's TLS context, checking the accumulator against the CA; None: plain TCP."""
+        if self.ca_file is None:
+            return None
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_file))
+        except OSError as error:
+            raise SecurityError(
+                f"LOGDECK_FORWARD_TLS_CA_FILE={self.ca_file}: not a readable PEM "
+                f"certificate ({error})"
+            ) from None
+
+    def describe(self) -> str:
+        """E.g. `TLS on, shared key on`, for the start-up line (never the key)."""
+        tls = "on" if self.server_tls else "off"
+        key = "on" if self.shared_key is not None else "off"
+        return f"TLS {tls}, shared key {key}"
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

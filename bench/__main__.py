@@ -2,6 +2,9 @@
 
 `--summary` skips the runs and summarizes the results already in bench/results/. Each
 benchmark keeps its own results file; the summary goes to summary.json and summary.png.
+The volume run (10 million logs, about half an hour of both cores) runs only on request:
+`--volume` adds it to the others, `--only volume` runs it alone. Its last results are
+summarized either way.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from collections.abc import Sequence
 
 from bench.common import render_table
 from bench.summary import READERS, RESULTS, chart, collect, table, to_json
+
+ON_REQUEST = ("volume",)
+"""Benchmarks too long for every run: only with `--volume` or named in `--only`."""
 
 
 def run_all(names: Sequence[str]) -> list[str]:
@@ -40,8 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="+", choices=list(READERS), help="run these benchmarks only"
     )
+    parser.add_argument(
+        "--volume",
+        action="store_true",
+        help="also the volume run: 10 million logs through the real stack, about 30 min",
+    )
     args = parser.parse_args(argv)
-    failed = [] if args.summary else run_all(args.only or list(READERS))
+    names = args.only or [name for name in READERS if name not in ON_REQUEST or args.volume]
+    failed = [] if args.summary else run_all(names)
+    skipped = [name for name in ON_REQUEST if name not in names]
+    if skipped and not args.summary:
+        print(f"\nnot run (on request only): {', '.join(skipped)} (--volume, or --only volume)")
     rows, missing = collect()
     print()
     print(render_table(["figure", "value", "baseline", "ratio", "target", "met?"], table(rows)))

@@ -189,6 +189,28 @@ def _latency(data: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _volume(data: dict[str, Any]) -> list[Row]:
+    """Disk per million logs, the end-to-end rate and the searches, as the run wrote them.
+
+    A figure without a value (Kafka's disk when the broker's log dir is on another machine)
+    is left out.
+    """
+    return [
+        Row(
+            "volume",
+            figure["figure"],
+            figure["value"],
+            figure["unit"],
+            figure["baseline"],
+            figure["baseline_name"],
+            "; ".join(target["target"] for target in figure["targets"]) or "-",
+            figure["met"],
+        )
+        for figure in data["figures"]
+        if figure["value"] is not None
+    ]
+
+
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
     "alerts": _alerts,
@@ -197,6 +219,7 @@ READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "search": _search,
     "embedded": _embedded,
     "latency": _latency,
+    "volume": _volume,
 }
 
 

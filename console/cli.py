@@ -109,7 +109,9 @@ def _alerter(args: argparse.Namespace) -> int:
         print(f"logdeck alerter: {error}", file=sys.stderr)
         return 2
     settings = _settings(args)
-    return serve(lambda stop: run_alerter(settings, open_bus(settings), stop, rules))
+    return serve(
+        lambda stop: run_alerter(settings, open_bus(settings), stop, rules, instance=args.instance)
+    )
 
 
 def _monitor(args: argparse.Namespace) -> int:
@@ -175,12 +177,15 @@ def _console(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from backend.security import ForwardSecurity
     from console.demo import DemoOptions, run_demo
     from console.keymap import KeymapError
 
     settings = _settings(args)
     if args.kafka is None and args.elasticsearch is None and settings.embedded is None:
         settings = replace(settings, embedded=default_data_dir())
+    # The demo's own accumulator on loopback, for its own nodes (fluent-logger, plain TCP).
+    settings = replace(settings, forward_security=ForwardSecurity())
     try:
         keymap = _keymap(args)
     except KeymapError as error:
@@ -271,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     alerter = commands.add_parser("alerter", help="alerts on ERROR, FATAL and other rules")
     alerter.add_argument("--rules", type=Path, help="rules file (TOML); built-in rules if absent")
+    alerter.add_argument(
+        "--instance",
+        default="0",
+        help="this copy's stable name when several run (0); its Kafka transactional ids",
+    )
     _add_connection_flags(alerter)
     alerter.set_defaults(handler=_alerter)
 
@@ -313,12 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from backend.security import SecurityError
+    from simulators.options import OptionsError
 
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
-    except SecurityError as error:
+    except (SecurityError, OptionsError) as error:
         print(f"logdeck: {error}", file=sys.stderr)
         return 2
 

@@ -93,7 +93,10 @@ class Cast:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._output or asyncio.subprocess.DEVNULL,
             stderr=self._output or asyncio.subprocess.DEVNULL,
-            env=node_environment(),
+            # The demo's accumulator is plain TCP on loopback (see `logdeck demo`).
+            env={
+                k: v for k, v in node_environment().items() if not k.startswith("LOGDECK_FORWARD_")
+            },
             start_new_session=True,
         )
 

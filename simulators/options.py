@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from backend.config import DEFAULT_ACCUMULATOR_HOST, DEFAULT_ACCUMULATOR_PORT
+from backend.security import ForwardSecurity, SecurityError
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,10 @@ class ErrorBurst:
         return f"{self.count}@{self.at:g}"
 
 
+class OptionsError(ValueError):
+    """Flags that cannot work together; the command stops with the message."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
     """What every node of a run shares; `logdeck simulate` passes it on to each process."""
@@ -39,6 +44,7 @@ class NodeOptions:
     duration: float = 0.0
     host: str = DEFAULT_ACCUMULATOR_HOST
     port: int = DEFAULT_ACCUMULATOR_PORT
+    standby_port: int | None = None
     tag_prefix: str = "logdeck"
     heartbeat_interval: float = 1.0
     acks: bool = False
@@ -52,7 +58,13 @@ class NodeOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> NodeOptions:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        """The options of the flags; `SecurityError` if the chosen sender cannot meet the
+        accumulator's `LOGDECK_FORWARD_*` settings (so `logdeck simulate` says so at once)."""
+        options = cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        if options.standby_port is not None and not options.acks:
+            raise OptionsError("--standby-port needs --acks: fluent-logger has no failover")
+        check_sender_security(options, ForwardSecurity.from_env())
+        return options
 
     def without_faults(self) -> NodeOptions:
         return replace(self, stop_heartbeats_after=None, crash_after=None, error_burst=None)
@@ -68,6 +80,17 @@ class NodeOptions:
             elif value is not None and value is not False:
                 argv += [flag, str(value)]
         return argv
+
+
+def check_sender_security(options: NodeOptions, security: ForwardSecurity) -> None:
+    """fluent-logger (the default sender) speaks neither TLS nor the shared-key handshake."""
+    if options.acks or not security.for_clients:
+        return
+    names = security.client_variables()
+    raise SecurityError(
+        f"{' and '.join(names)} {'are' if len(names) > 1 else 'is'} set, but fluent-logger "
+        "(the default sender) supports neither the shared-key handshake nor TLS: add --acks"
+    )
 
 
 def positive(text: str) -> float:
@@ -108,6 +131,11 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("accumulator")
     target.add_argument("--host", default=d.host, help="accumulator host (%(default)s)")
     target.add_argument("--port", type=int, default=d.port, help="accumulator port (%(default)s)")
+    target.add_argument(
+        "--standby-port",
+        type=int,
+        help="another accumulator on the host, taken at once when the first fails (--acks)",
+    )
     target.add_argument(
         "--tag-prefix", default=d.tag_prefix, help="tags are PREFIX.log etc. (%(default)s)"
     )

@@ -1,4 +1,9 @@
-"""How a node hands its records over: fluent-logger (as plain services do) or AckSender."""
+"""How a node hands its records over: fluent-logger (as plain services do) or AckSender.
+
+Against an accumulator with a shared key or TLS (`LOGDECK_FORWARD_*`), only AckSender
+will do: fluent-logger supports neither, so choosing it then is an error, not a fleet of
+nodes whose records all bounce.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import fluent.asyncsender
 import fluent.sender
 
 from backend.forward.sender import AckSender
-from simulators.options import NodeOptions
+from backend.security import ForwardSecurity
+from simulators.options import NodeOptions, check_sender_security
 
 log = logging.getLogger("logdeck.simulator")
 
@@ -37,8 +43,17 @@ class Sender(Protocol):
 class AckedSender:
     """`AckSender`, whose acknowledgements confirm records in the order they were emitted."""
 
-    def __init__(self, options: NodeOptions) -> None:
-        self._sender = AckSender(options.tag_prefix, options.host, options.port)
+    def __init__(self, options: NodeOptions, security: ForwardSecurity | None = None) -> None:
+        security = ForwardSecurity() if security is None else security
+        self._sender = AckSender(
+            options.tag_prefix,
+            options.host,
+            options.port,
+            shared_key=security.shared_key.reveal() if security.shared_key else None,
+            hostname=security.hostname,
+            ssl=security.client_ssl_context(),
+            standby=[(options.host, options.standby_port)] if options.standby_port else (),
+        )
         self._ids: deque[str | None] = deque()
         self._taken = 0
 
@@ -131,5 +146,8 @@ class FluentLoggerSender:
         )
 
 
-def open_sender(options: NodeOptions) -> Sender:
-    return AckedSender(options) if options.acks else FluentLoggerSender(options)
+def open_sender(options: NodeOptions, security: ForwardSecurity | None = None) -> Sender:
+    """The sender `options` choose; `security` defaults to the `LOGDECK_FORWARD_*` variables."""
+    security = ForwardSecurity.from_env() if security is None else security
+    check_sender_security(options, security)
+    return AckedSender(options, security) if options.acks else FluentLoggerSender(options)

@@ -72,25 +72,30 @@ class AlertClient:
         finally:
             await tail.stop()
 
-    async def acknowledge(self, alert_id: str, by: str) -> None:
-        await self._send(Acknowledge(alert_id=alert_id, by=by, at=now_iso()))
+    async def acknowledge(self, alert: Alert, by: str) -> None:
+        await self._send(alert, Acknowledge(alert_id=alert.alert_id, by=by, at=now_iso()))
 
-    async def unacknowledge(self, alert_id: str, by: str) -> None:
-        await self._send(Unacknowledge(alert_id=alert_id, by=by, at=now_iso()))
+    async def unacknowledge(self, alert: Alert, by: str) -> None:
+        await self._send(alert, Unacknowledge(alert_id=alert.alert_id, by=by, at=now_iso()))
 
-    async def resolve(self, alert_id: str, by: str) -> None:
-        await self._send(Resolve(alert_id=alert_id, by=by, at=now_iso()))
+    async def resolve(self, alert: Alert, by: str) -> None:
+        await self._send(alert, Resolve(alert_id=alert.alert_id, by=by, at=now_iso()))
 
     async def close(self) -> None:
         if self._publisher is not None:
             await self._publisher.stop()
             self._publisher = None
 
-    async def _send(self, command: Acknowledge | Unacknowledge | Resolve) -> None:
-        """Publish `command` keyed by its alert, once Kafka has it (`BusUnavailable` if not)."""
+    async def _send(self, alert: Alert, command: Acknowledge | Unacknowledge | Resolve) -> None:
+        """Publish `command` once Kafka has it (`BusUnavailable` if not).
+
+        Keyed by the alert's fingerprint, as every command about it is, so it reaches the
+        alerter copy that keeps the alert.
+        """
         publisher = await self._started_publisher()
         topic = self._settings.topics.alert_commands
-        await publisher.publish([Outgoing(topic, command.alert_id.encode(), encode(command))])
+        key = alert.fingerprint.encode()
+        await publisher.publish([Outgoing(topic, key, encode(command))])
 
     async def _started_publisher(self) -> Publisher:
         if self._publisher is None:

@@ -1,13 +1,13 @@
-"""The alerts' state machine: which alerts a log or a command changes, and how.
+"""The alerts' state machine: which alerts a command changes, and how.
 
-No I/O and no clock: every time comes from the records themselves (a log's timestamp, a
-command's `at`), so the same input always gives the same alerts with the same ids, on
-any machine and on any replay.
+No I/O and no clock: every time comes from the commands themselves (a match's log
+timestamp, a command's `at`), so the same commands always give the same alerts with the
+same ids, on any machine, on any replay and on any alerter copy.
 
-Matches of one fingerprint (rule, service and error code; what the monitor names for a
-NODE_DOWN) within the fold window after an alert's last_seen fold into that alert: its
-count and last_seen grow, and a RESOLVED alert opens again. A match after the window
-starts a new alert. The lifecycle is OPEN -> ACKED -> RESOLVED, with UNACK back to OPEN.
+Occurrences of one fingerprint (a rule's match; the monitor's RAISE for a NODE_DOWN)
+within the fold window after an alert's last_seen fold into that alert: its count and
+last_seen grow, and a RESOLVED alert opens again. An occurrence after the window starts
+a new alert. The lifecycle is OPEN -> ACKED -> RESOLVED, with UNACK back to OPEN.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Final
 
 from msgspec.structs import replace
 
-from backend.alerting.rules import Rate, Rule, RuleSet
 from backend.schemas import (
     Acknowledge,
     Alert,
@@ -30,10 +29,9 @@ from backend.schemas import (
     AlertKind,
     AlertState,
     ClearAlert,
-    Level,
-    Log,
     RaiseAlert,
     Resolve,
+    RuleMatch,
     Severity,
     Unacknowledge,
     iso_millis,
@@ -42,7 +40,7 @@ from backend.schemas import (
 
 @dataclass(frozen=True, slots=True)
 class Occurrence:
-    """One firing of a condition: a rule matching a log, or the monitor's RAISE."""
+    """One firing of a condition: a rule's match, or the monitor's RAISE."""
 
     fingerprint: str
     kind: AlertKind
@@ -57,19 +55,18 @@ RECENT_LOG_IDS: Final = 100_000
 
 
 class AlertEngine:
-    """Every alert known, and the changes each log or command makes to them.
+    """Every alert known, and the changes each command makes to them.
 
     Start it from the alerts topic's latest snapshots to carry on where the last run
     stopped: the newest alert of each fingerprint is the one later matches fold into.
     The rate windows of BURST rules are not part of any snapshot and start empty.
     """
 
-    def __init__(self, rules: RuleSet, alerts: Iterable[Alert] = ()) -> None:
-        self._rules = rules.rules
-        self._fold_s = rules.fold_window_s
+    def __init__(self, fold_window_s: float, alerts: Iterable[Alert] = ()) -> None:
+        self._fold_s = fold_window_s
         self._alerts: dict[str, Alert] = {}
         self._current: dict[str, Alert] = {}
-        self._rates: dict[tuple[str, str], _RateWindow] = {}
+        self._rates: dict[str, _RateWindow] = {}
         self._counted: dict[str, None] = {}  # recent log_ids, oldest first
         for alert in alerts:
             self._store(alert)
@@ -79,33 +76,13 @@ class AlertEngine:
         """Every alert by alert_id, in its latest state."""
         return self._alerts
 
-    def on_log(self, log: Log) -> list[Alert]:
-        """The alerts `log` changes: one per rule that fires on it.
-
-        A log_id seen among the last `RECENT_LOG_IDS` changes nothing: an at-least-once
-        sender that resends a chunk must not count its ERRORs twice.
-        """
-        if log.log_id in self._counted:
-            return []
-        self._counted[log.log_id] = None
-        if len(self._counted) > RECENT_LOG_IDS:
-            del self._counted[next(iter(self._counted))]
-        changed: list[Alert] = []
-        when: datetime | None = None
-        for rule in self._rules:
-            if not rule.matches(log):
-                continue
-            when = when or _moment(log.timestamp)
-            if rule.rate is not None and not self._over_rate(rule.name, rule.rate, log, when):
-                continue
-            changed.append(self._occur(_occurrence(rule, log, when)))
-        return changed
-
     def on_command(self, command: AlertCommand) -> Alert | None:
         """The alert `command` changes, or None when it changes nothing (or names no alert).
 
         `ValueError` when its `at` is not an ISO 8601 time.
         """
+        if isinstance(command, RuleMatch):
+            return self._on_match(command)
         if isinstance(command, RaiseAlert):
             return self._occur(
                 Occurrence(
@@ -134,6 +111,37 @@ class AlertEngine:
             return self._store(replace(alert, state=AlertState.RESOLVED, resolved_at=at))
         return None
 
+    def _on_match(self, match: RuleMatch) -> Alert | None:
+        """Fold a rule's match in; a BURST rule's only once over its rate.
+
+        A (rule, log_id) seen among the last `RECENT_LOG_IDS` changes nothing: an
+        at-least-once sender that resends a chunk must not count its ERRORs twice.
+        """
+        seen = f"{match.rule}/{match.log_id}"
+        if seen in self._counted:
+            return None
+        self._counted[seen] = None
+        if len(self._counted) > RECENT_LOG_IDS:
+            del self._counted[next(iter(self._counted))]
+        when = _moment(match.at)
+        if match.burst_count is not None and match.burst_window_s is not None:
+            window = self._rates.get(match.fingerprint)
+            if window is None:
+                window = self._rates[match.fingerprint] = _RateWindow(match.burst_window_s)
+            if window.add(when.timestamp()) <= match.burst_count:
+                return None
+        return self._occur(
+            Occurrence(
+                match.fingerprint,
+                match.kind,
+                match.severity,
+                match.node_id,
+                match.service_name,
+                match.summary,
+                when,
+            )
+        )
+
     def _clear(self, command: ClearAlert) -> Alert | None:
         """Resolve the alert of the fingerprint; the condition was seen until the CLEAR."""
         alert = self._current.get(command.fingerprint)
@@ -149,12 +157,6 @@ class AlertEngine:
                 last_seen=max(alert.last_seen, at),
             )
         )
-
-    def _over_rate(self, rule: str, rate: Rate, log: Log, when: datetime) -> bool:
-        window = self._rates.get((rule, log.service_name))
-        if window is None:
-            window = self._rates[(rule, log.service_name)] = _RateWindow(rate.window_s)
-        return window.add(when.timestamp()) > rate.count
 
     def _occur(self, occurrence: Occurrence) -> Alert:
         """Fold `occurrence` into the current alert of its fingerprint, or start one."""
@@ -229,50 +231,6 @@ class _RateWindow:
         while self._times[0] <= start:
             self._times.popleft()
         return len(self._times)
-
-
-def _occurrence(rule: Rule, log: Log, when: datetime) -> Occurrence:
-    service = log.service_name
-    if rule.kind is AlertKind.BURST:
-        assert rule.rate is not None
-        return Occurrence(
-            f"{rule.name}:{service}",
-            rule.kind,
-            rule.severity,
-            None,
-            service,
-            f"more than {rule.rate.count} {_what(rule)} from {service} "
-            f"within {rule.rate.window_s:g} s",
-            when,
-        )
-    if rule.kind is AlertKind.THRESHOLD:
-        return Occurrence(
-            f"{rule.name}:{service}",
-            rule.kind,
-            rule.severity,
-            log.node_id,
-            service,
-            f"{log.message} ({log.response_time_ms:g} ms, limit {log.threshold_limit_ms:g} ms)",
-            when,
-        )
-    details = log.error_details
-    code = details.error_code if details else "-"
-    return Occurrence(
-        f"{rule.name}:{service}:{code}",
-        rule.kind,
-        rule.severity,
-        log.node_id,
-        service,
-        f"{code}: {details.error_message}" if details else log.message,
-        when,
-    )
-
-
-def _what(rule: Rule) -> str:
-    if not rule.levels:
-        return "matching logs"
-    levels: list[Level] = sorted(rule.levels, key=lambda level: level.rank)
-    return "/".join(levels) + " logs"
 
 
 def alert_id(fingerprint: str, first_seen: str) -> str:

@@ -1,14 +1,20 @@
-"""The alerter: logs and alert commands in, alert snapshots out, exactly once.
+"""The alerter: two stages, each exactly once, each shared out by partition.
 
-Each polled batch is applied to the engine, and the snapshots of the alerts it changed go
-to the alerts topic in one Kafka transaction with the batch's offsets for the group: a
-crash either loses both (the batch is read again) or keeps both (it is never read again),
-so no record is counted twice and none is missed.
+The rule stage reads logs (group `alerter-rules`) and sends each rule's match to the
+alert-commands topic keyed by the alert's fingerprint. The keeper stage reads
+alert-commands (group `alerter`): matches, the monitor's RAISE and CLEAR and the
+consoles' ACK, UNACK and RESOLVE, all keyed by fingerprint. So every command about one
+alert reaches the one keeper that owns its partition, however many alerter copies run
+and whichever log partitions its logs came from: one burst stays one alert.
 
-State lives on the alerts topic. A run starts its transactional producer first (which
-settles any transaction a crashed run left open), then reads the topic to its end for
-the engine, then consumes from the group's committed offsets. Any failure of the bus
-ends the run the same way a crash would, and the next run starts over from Kafka.
+Each stage publishes what a polled batch yields and commits the batch's offsets in one
+transaction: a crash loses both (the batch is read again) or keeps both, so nothing is
+counted twice or missed. A group hands a partition over only between polls (see
+`Subscription.poll`), so the next owner starts where the last commit left it.
+
+The keeper's state lives on the alerts topic. Whenever its partitions change it reads
+the topic to its end for the alerts whose fingerprints are now its own. Any failure of
+the bus ends a stage's run the way a crash would, and the next run starts over.
 """
 
 from __future__ import annotations
@@ -18,13 +24,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from backend.alerting import decode_command, latest_alerts
 from backend.alerting.engine import AlertEngine
+from backend.alerting.matching import rule_matches
 from backend.alerting.rules import RuleSet
-from backend.bus import Bus, BusUnavailable, Incoming, Outgoing, Subscription
-from backend.bus.base import PublisherFenced, TransactionalPublisher
+from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Subscription
+from backend.bus.base import PublisherFenced
+from backend.bus.partitioning import partition_of
 from backend.config import Settings
 from backend.retry import Backoff, retrying
 from backend.runner import ServiceError, until_stopped
@@ -41,80 +50,128 @@ _REPORT_EVERY_S = 10.0
 @dataclass(slots=True)
 class AlerterStats:
     logs: int = 0
+    matches: int = 0
     commands: int = 0
     unreadable: int = 0
     snapshots: int = 0
     transactions: int = 0
 
 
-class Alerter:
-    """One run: a rebuilt engine, and the batches it applies and commits."""
+class Stage(Protocol):
+    """One consumer group's work: what each polled batch publishes."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        engine: AlertEngine,
-        subscription: Subscription,
-        publisher: TransactionalPublisher,
-        stats: AlerterStats,
-    ) -> None:
-        self._settings = settings
-        self._group = settings.group("alerter")
-        self._engine = engine
-        self._subscription = subscription
-        self._publisher = publisher
-        self.stats = stats
+    role: str
+    topics: tuple[str, ...]
 
-    async def consume(self) -> None:
-        """Apply and commit batch after batch, forever; errors of the bus end the run."""
-        reported = time.monotonic()
-        while True:
-            batch = await self._subscription.poll(BATCH_RECORDS, timeout_ms=_POLL_MS)
-            if batch:
-                await self.process(batch)
-            if time.monotonic() - reported >= _REPORT_EVERY_S:
-                reported = time.monotonic()
-                log.info("totals: %s", self.stats)
+    async def begin(self) -> None:
+        """Called at the start of every run, before the first poll."""
 
-    async def process(self, batch: Sequence[Incoming]) -> None:
-        """Apply `batch`; publish the latest snapshot of each alert it changed, atomically."""
+    async def apply(self, batch: Sequence[Incoming], subscription: Subscription) -> list[Outgoing]:
+        """The records `batch` publishes, in the same transaction as its offsets."""
+
+
+@dataclass
+class RuleStage:
+    """Logs in, one match per rule that fires out, keyed by the alert's fingerprint."""
+
+    settings: Settings
+    rules: RuleSet
+    stats: AlerterStats
+    role: str = "alerter-rules"
+    topics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.topics = (self.settings.topics.logs,)
+
+    async def begin(self) -> None:
+        """The rules hold no state between batches."""
+
+    async def apply(self, batch: Sequence[Incoming], subscription: Subscription) -> list[Outgoing]:
+        topic = self.settings.topics.alert_commands
+        out: list[Outgoing] = []
+        for record in batch:
+            self.stats.logs += 1
+            try:
+                entry = decode_as(record.value, Log)
+            except InvalidRecord as error:
+                _skipped(self.stats, record, error)
+                continue
+            for match in rule_matches(self.rules, entry):
+                out.append(Outgoing(topic, match.fingerprint.encode(), encode(match)))
+        self.stats.matches += len(out)
+        return out
+
+
+@dataclass
+class KeeperStage:
+    """Alert commands in, the new snapshot of each alert they change out.
+
+    The engine holds the alerts of the fingerprints on this keeper's partitions only;
+    it is rebuilt from the alerts topic whenever those partitions change.
+    """
+
+    settings: Settings
+    bus: Bus
+    fold_window_s: float
+    stats: AlerterStats
+    role: str = "alerter"
+    topics: tuple[str, ...] = ()
+    _engine: AlertEngine | None = field(default=None, init=False)
+    _owned: frozenset[Lane] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        self.topics = (self.settings.topics.alert_commands,)
+
+    async def begin(self) -> None:
+        self._engine = None
+        self._owned = frozenset()
+
+    async def apply(self, batch: Sequence[Incoming], subscription: Subscription) -> list[Outgoing]:
+        owned = subscription.assignment()
+        if self._engine is None or owned != self._owned:
+            self._engine = await self._restore(owned, subscription)
+            self._owned = owned
+        engine = self._engine
         changed: dict[str, Alert] = {}
         for record in batch:
-            for alert in self._apply(record):
+            self.stats.commands += 1
+            try:
+                alert = engine.on_command(decode_command(record.value))
+            except (InvalidRecord, ValueError) as error:
+                _skipped(self.stats, record, error)
+                continue
+            if alert is not None:
                 changed[alert.alert_id] = alert
-        topic = self._settings.topics.alerts
-        snapshots = [
+        topic = self.settings.topics.alerts
+        self.stats.snapshots += len(changed)
+        return [
             Outgoing(topic, alert.alert_id.encode(), encode(alert)) for alert in changed.values()
         ]
-        started = time.perf_counter()
-        await self._publisher.commit(snapshots, batch, self._group)
-        log.debug(
-            "%d records, %d snapshots committed in %.1f ms",
-            len(batch),
-            len(snapshots),
-            (time.perf_counter() - started) * 1000,
-        )
-        self.stats.snapshots += len(snapshots)
-        self.stats.transactions += 1
 
-    def _apply(self, record: Incoming) -> list[Alert]:
-        """The alerts one record changes; a record that is not what its topic carries, none."""
-        try:
-            if record.topic == self._settings.topics.logs:
-                self.stats.logs += 1
-                return self._engine.on_log(decode_as(record.value, Log))
-            self.stats.commands += 1
-            command = decode_command(record.value)
-            alert = self._engine.on_command(command)
-            if alert is None:
-                log.info("%s changed nothing (alert unknown or already so)", command)
-            return [] if alert is None else [alert]
-        except (InvalidRecord, ValueError) as error:
-            self.stats.unreadable += 1
-            log.warning(
-                "skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
-            )
-            return []
+    async def _restore(self, owned: frozenset[Lane], subscription: Subscription) -> AlertEngine:
+        """An engine holding the latest snapshot of every alert the `owned` partitions key."""
+        topics = self.settings.topics
+        alerts = latest_alerts(await self.bus.snapshot(topics.alerts)).values()
+        count = subscription.partition_count(topics.alert_commands)
+        mine = [
+            alert
+            for alert in alerts
+            if count
+            and (topics.alert_commands, partition_of(alert.fingerprint.encode(), count)) in owned
+        ]
+        log.info(
+            "keeping alerts of %d partitions of %s: %d alerts restored from %s",
+            len(owned),
+            topics.alert_commands,
+            len(mine),
+            topics.alerts,
+        )
+        return AlertEngine(self.fold_window_s, mine)
+
+
+def _skipped(stats: AlerterStats, record: Incoming, error: Exception) -> None:
+    stats.unreadable += 1
+    log.warning("skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
 
 
 async def run_alerter(
@@ -123,26 +180,28 @@ async def run_alerter(
     stop: asyncio.Event,
     rules: RuleSet,
     *,
-    transactional_id: str | None = None,
+    instance: str = "0",
 ) -> None:
-    """Run the alerter until `stop` is set.
+    """Run both stages of the alerter until `stop` is set.
 
-    `transactional_id` names this instance to Kafka (default `<group>-0`). The engine holds
-    every alert, so one alerter runs at a time: one started later with the same id takes
-    over and this one stops, so a restarted alerter never races a stalled one.
+    `instance` names this copy to Kafka: its transactional ids are `<group>-<instance>`.
+    Give each copy its own, stable across restarts: a copy started with an instance
+    already running takes over from it, and the older one stops.
     """
-    group = settings.group("alerter")
-    identity = transactional_id or f"{group}-0"
     stats = AlerterStats()
     log.info("alerter rules from %s: %s", rules.source, ", ".join(r.name for r in rules.rules))
+    stages: list[Stage] = [
+        RuleStage(settings, rules, stats),
+        KeeperStage(settings, bus, rules.fold_window_s, stats),
+    ]
     try:
-        await until_stopped(_serve(settings, bus, rules, identity, stats), stop)
+        await until_stopped(_serve_all(settings, bus, stages, instance, stats), stop)
     finally:
         log.info("alerter stopped; totals: %s", stats)
 
 
-async def _serve(
-    settings: Settings, bus: Bus, rules: RuleSet, identity: str, stats: AlerterStats
+async def _serve_all(
+    settings: Settings, bus: Bus, stages: list[Stage], instance: str, stats: AlerterStats
 ) -> None:
     topics = settings.topics
     await retrying(
@@ -151,44 +210,67 @@ async def _serve(
         retry_on=(BusUnavailable,),
         log=log,
     )
+    try:
+        async with asyncio.TaskGroup() as group:
+            for stage in stages:
+                group.create_task(_serve(settings, bus, stage, instance, stats))
+            group.create_task(_report(stats))
+    except* ServiceError as failed:
+        raise failed.exceptions[0] from None
+
+
+async def _report(stats: AlerterStats) -> None:
+    while True:
+        await asyncio.sleep(_REPORT_EVERY_S)
+        log.info("totals: %s", stats)
+
+
+async def _serve(
+    settings: Settings, bus: Bus, stage: Stage, instance: str, stats: AlerterStats
+) -> None:
+    """Run `stage` over and over: a failure of the bus starts it over after a backoff."""
+    identity = f"{settings.group(stage.role)}-{instance}"
     backoff = Backoff()
     while True:
         started = time.monotonic()
         try:
-            await _run(settings, bus, rules, identity, stats)
+            await _run(settings, bus, stage, identity, stats)
         except PublisherFenced as error:
             raise ServiceError(f"alerter {identity} stopped: {error}") from None
         except BusUnavailable as error:
             if time.monotonic() - started > _REPORT_EVERY_S:
                 backoff.reset()
             delay = backoff.next_delay()
-            log.warning("Kafka failed the alerter (%s); starting over in %.1f s", error, delay)
+            log.warning("%s failed (%s); starting over in %.1f s", identity, error, delay)
             await asyncio.sleep(delay)
 
 
 async def _run(
-    settings: Settings, bus: Bus, rules: RuleSet, identity: str, stats: AlerterStats
+    settings: Settings, bus: Bus, stage: Stage, identity: str, stats: AlerterStats
 ) -> None:
-    topics = settings.topics
-    group = settings.group("alerter")
+    group = settings.group(stage.role)
     publisher = bus.transactional_publisher(identity)
-    subscription = bus.subscription([topics.logs, topics.alert_commands], group)
+    subscription = bus.subscription(stage.topics, group)
     try:
         await publisher.start()
-        alerts = latest_alerts(await bus.snapshot(topics.alerts))
-        engine = AlertEngine(rules, alerts.values())
+        await stage.begin()
         await subscription.start()
-        log.info(
-            "alerter %s: %d alerts restored from %s; consuming %s and %s as group %s",
-            identity,
-            len(alerts),
-            topics.alerts,
-            topics.logs,
-            topics.alert_commands,
-            group,
-        )
-        await Alerter(settings, engine, subscription, publisher, stats).consume()
+        log.info("%s consuming %s as group %s", identity, ", ".join(stage.topics), group)
+        owned: frozenset[Lane] = frozenset()
+        while True:
+            batch = await subscription.poll(BATCH_RECORDS, timeout_ms=_POLL_MS)
+            if subscription.assignment() != owned:
+                owned = subscription.assignment()
+                log.info("%s owns %d partitions: %s", identity, len(owned), _lanes(owned))
+            if batch:
+                records = await stage.apply(batch, subscription)
+                await publisher.commit(records, batch, group)
+                stats.transactions += 1
     finally:
         for closing in (subscription.stop(), publisher.stop()):
             with contextlib.suppress(Exception):
                 await closing
+
+
+def _lanes(lanes: frozenset[Lane]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(lanes)) or "none"

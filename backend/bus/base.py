@@ -71,7 +71,12 @@ class Subscription(Protocol):
     async def stop(self) -> None: ...
 
     async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
-        """The next records, in order within each partition; empty after `timeout_ms`."""
+        """The next records, in order within each partition; empty after `timeout_ms`.
+
+        A group moves partitions between members only inside `poll`: the batch it returns
+        is this member's to finish (write, commit) before it polls again, and a member
+        that takes a partition over starts where that batch's commit left it.
+        """
 
     async def commit(self) -> None:
         """Mark everything returned by `poll` so far as processed by this group."""

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -44,7 +43,6 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import msgpack
-from aiokafka.partitioner import murmur2
 
 from backend.bus.base import (
     BusUnavailable,
@@ -54,6 +52,7 @@ from backend.bus.base import (
     Outgoing,
     PublisherFenced,
 )
+from backend.bus.partitioning import KeyHashes
 from backend.sqlite import use_wal
 
 log = logging.getLogger("logdeck.bus")
@@ -66,7 +65,6 @@ _CHECK_EVERY_S = 0.025
 """How often a waiting poll reads the file for records of other processes."""
 _QUEUED_RECORDS = 50_000
 """Records waiting for the flusher beyond which `enqueue` blocks: the backpressure."""
-_KEY_CACHE_SIZE = 100_000
 _HEADER_CACHE_SIZE = 4096
 _RETENTION_CHUNK = 20_000
 """Records deleted per transaction by retention, so writers never wait long for it."""
@@ -161,7 +159,7 @@ class EmbeddedBus:
         self._topics: dict[str, _Topic] = {}
         self._lane_names: dict[int, tuple[str, int]] = {}
         # The caches below are used on the worker thread only.
-        self._key_hashes: dict[bytes, int] = {}
+        self._hash = KeyHashes()
         self._packed: dict[Headers, bytes] = {}
         self._unpacked: dict[bytes, Headers] = {}
 
@@ -416,17 +414,6 @@ class EmbeddedBus:
             "UPDATE lanes SET next_offset = ? WHERE id = ?",
             [(end, lane) for lane, end in ends.items() if end != before[lane]],
         )
-
-    def _hash(self, key: bytes | None) -> int:
-        """Kafka's default partitioning (murmur2 of the key), cached: keys are node ids."""
-        if key is None:
-            return random.getrandbits(31)
-        cached = self._key_hashes.get(key)
-        if cached is None:
-            if len(self._key_hashes) >= _KEY_CACHE_SIZE:
-                self._key_hashes.clear()
-            cached = self._key_hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return cached
 
     def _pack_headers(self, headers: Headers) -> bytes | None:
         if not headers:

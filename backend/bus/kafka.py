@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
@@ -24,7 +23,6 @@ from aiokafka.errors import (
     ProducerFenced,
     TopicAlreadyExistsError,
 )
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from backend.bus.base import (
@@ -35,6 +33,7 @@ from backend.bus.base import (
     Outgoing,
     PublisherFenced,
 )
+from backend.bus.partitioning import KeyHashes
 from backend.security import KafkaSecurity
 from backend.stack.kafka import kafka_ready
 
@@ -43,7 +42,6 @@ ClientOptions = dict[str, Any]
 
 _BATCH_BYTES = 512 * 1024
 _LINGER_MS = 5
-_KEY_CACHE_SIZE = 100_000
 _FETCH_BYTES = 16 * 1024 * 1024
 _TAIL_FETCH_BYTES = 1024 * 1024
 """A live view takes small fetches: a large response is read and checked in one go, which
@@ -72,7 +70,7 @@ class KafkaPublisher:
         self._bootstrap = bootstrap
         self._options = options or {}
         self._producer: AIOKafkaProducer | None = None
-        self._key_hashes: dict[bytes, int] = {}
+        self._hash = KeyHashes()
         self._queued: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
         self._queued_records = 0
         self._work = asyncio.Event()
@@ -186,17 +184,6 @@ class KafkaPublisher:
             raise BusUnavailable(f"Kafka refused a send: {error}") from error
         return futures
 
-    def _hash(self, key: bytes | None) -> int:
-        """Kafka's default partitioning (murmur2 of the key), cached: keys are node ids."""
-        if key is None:
-            return random.randrange(1 << 31)
-        cached = self._key_hashes.get(key)
-        if cached is None:
-            if len(self._key_hashes) >= _KEY_CACHE_SIZE:
-                self._key_hashes.clear()
-            cached = self._key_hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return cached
-
     async def publish(self, records: Sequence[Outgoing]) -> None:
         await (await self.enqueue(records))
 
@@ -249,8 +236,8 @@ class KafkaSubscription:
         options: ClientOptions | None = None,
     ) -> None:
         self._group = group
+        self._topics = tuple(topics)
         self._consumer = AIOKafkaConsumer(
-            *topics,
             bootstrap_servers=bootstrap,
             group_id=group,
             enable_auto_commit=False,
@@ -264,6 +251,8 @@ class KafkaSubscription:
             max_partition_fetch_bytes=fetch_bytes // 4,
         )
         self._bootstrap = bootstrap
+        self._handed_back = asyncio.Event()
+        self._handed_back.set()
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -272,15 +261,21 @@ class KafkaSubscription:
     async def start(self) -> None:
         try:
             await self._consumer.start()
+            if self._topics:
+                self._consumer.subscribe(self._topics, listener=_HandBack(self._handed_back))
         except KafkaError as error:
             await self._consumer.stop()
             raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
 
     async def stop(self) -> None:
+        self._handed_back.set()
         await self._consumer.stop()
 
     async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
+        self._handed_back.set()
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        if batches:
+            self._handed_back.clear()
         return [
             Incoming(
                 topic=record.topic,
@@ -311,6 +306,23 @@ class KafkaSubscription:
 
     def partition_count(self, topic: str) -> int | None:
         return len(self._consumer.partitions_for_topic(topic) or ()) or None
+
+
+class _HandBack(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Gives partitions up only once the service is done with the batch it last polled.
+
+    A service finishes a batch (its writes, its commit) before it polls again, so a
+    member that takes the partitions over starts from offsets that batch committed.
+    """
+
+    def __init__(self, handed_back: asyncio.Event) -> None:
+        self._handed_back = handed_back
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._handed_back.wait()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Nothing to do: readers notice through `assignment()`."""
 
 
 async def read_through(consumer: Any, partition: TopicPartition) -> float | None:
@@ -355,7 +367,7 @@ class KafkaTail(KafkaSubscription):
             fetch_bytes=_TAIL_FETCH_BYTES,
             options=options,
         )
-        self._topics = tuple(topics)
+        self._tail_topics = tuple(topics)
 
     async def start(self) -> None:
         await super().start()
@@ -363,12 +375,14 @@ class KafkaTail(KafkaSubscription):
         try:
             partitions = [
                 TopicPartition(topic, partition)
-                for topic in self._topics
+                for topic in self._tail_topics
                 for partition in sorted(await _partitions(consumer, topic))
             ]
             consumer.assign(partitions)
             if not await consumer.seek_to_end(*partitions):
-                raise BusUnavailable(f"Kafka did not tell the ends of {', '.join(self._topics)}")
+                raise BusUnavailable(
+                    f"Kafka did not tell the ends of {', '.join(self._tail_topics)}"
+                )
         except KafkaError as error:
             await super().stop()
             raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error

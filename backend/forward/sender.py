@@ -10,6 +10,13 @@ may arrive twice (the indexer deduplicates by log_id) but are never dropped.
 Up to `max_in_flight` chunks are written ahead of their acks, so the round trip to
 Kafka does not cap throughput; `acked` still counts records in the order they were
 emitted. Memory is bounded by `max_buffer` unacknowledged records: past it, `emit` waits.
+
+With `ssl` it speaks TLS (checking the server's certificate with that context); with
+`shared_key` it answers the server's HELO with PING and accepts the connection only if the
+PONG says yes and proves that the server knows the key too. A refusal, or a TLS failure,
+is a connection error like any other (retried with backoff, nothing is lost), but being a
+matter of settings it is logged once per distinct reason, not on every retry; `refusal`
+holds the latest.
 """
 
 from __future__ import annotations
@@ -20,14 +27,18 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
+import ssl as _ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
+from backend.forward import handshake
+from backend.forward.handshake import HandshakeError
 from backend.forward.protocol import pack_event_time
 from backend.retry import Backoff
 
@@ -65,12 +76,20 @@ class AckSender:
         max_buffer: int = 100_000,
         nanosecond_precision: bool = True,
         backoff: Backoff | None = None,
+        shared_key: str | None = None,
+        hostname: str | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        standby: Sequence[tuple[str, int]] = (),
     ) -> None:
+        """`shared_key`: answer the server's HELO, naming this client `hostname` (default:
+        this host's name); `ssl`: speak TLS, checking the server with this context;
+        `standby`: other accumulators (host, port), each tried in turn when the one in use
+        fails, at once, so a node's records and heartbeats go on while one is down."""
         if batch_size < 1 or max_buffer < 1:
             raise ValueError("batch_size and max_buffer must be at least 1")
         self._tag_prefix = tag_prefix
-        self._host = host
-        self._port = port
+        self._endpoints = [(host, port), *standby]
+        self._host, self._port = host, port
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._ack_timeout = ack_timeout
@@ -91,6 +110,10 @@ class AckSender:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._shared_key = shared_key or None
+        self._hostname = hostname or socket.gethostname()
+        self._ssl = ssl
+        self._refusal: str | None = None
 
     @property
     def emitted(self) -> int:
@@ -105,6 +128,11 @@ class AckSender:
     @property
     def unacked(self) -> int:
         return self._emitted - self._acked
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the server last refused the handshake or TLS; None while it accepts."""
+        return self._refusal
 
     async def start(self) -> None:
         """Start the delivery task; connecting waits for the first chunk."""
@@ -185,12 +213,17 @@ class AckSender:
         while True:
             await self._next_chunk()
             try:
-                reader, writer = await asyncio.wait_for(self._connection(), self._ack_timeout)
+                reader, writer = await self._connection()
                 await self._pump(reader, writer)
-            except (OSError, TimeoutError, _Unacknowledged) as error:
+            except (OSError, TimeoutError, _Unacknowledged, HandshakeError) as error:
                 await self._disconnect()
                 failures += 1
-                delay = self._backoff.next_delay()
+                # Each endpoint once without waiting; then back off before the next round.
+                delay = self._backoff.next_delay() if failures % len(self._endpoints) == 0 else 0.0
+                if isinstance(error, HandshakeError | _ssl.SSLError):
+                    self._refused(error, delay)
+                    await asyncio.sleep(delay)
+                    continue
                 oldest = self._sealed[0] if self._sealed else None
                 log.warning(
                     "%d chunks (%d records) not acknowledged by %s:%d (%s); "
@@ -203,6 +236,7 @@ class AckSender:
                     delay,
                     oldest.chunk_id if oldest else "-",
                 )
+                self._fail_over()
                 await asyncio.sleep(delay)
                 continue
             if failures:
@@ -211,6 +245,28 @@ class AckSender:
                 )
                 failures = 0
             self._backoff.reset()
+
+    def _fail_over(self) -> None:
+        """Turn to the next accumulator of the list (the same one when there is no other)."""
+        index = (self._endpoints.index((self._host, self._port)) + 1) % len(self._endpoints)
+        self._host, self._port = self._endpoints[index]
+
+    def _refused(self, error: HandshakeError | _ssl.SSLError, delay: float) -> None:
+        """Log a refusal once per distinct reason: retrying will not change the settings."""
+        reason = _describe(error)
+        if reason == self._refusal:
+            log.debug("%s:%d refused again: %s", self._host, self._port, reason)
+            return
+        self._refusal = reason
+        log.error(
+            "%s:%d refused the connection: %s; %d records wait, retrying with backoff "
+            "(first in %.2f s; logged again only if the reason changes)",
+            self._host,
+            self._port,
+            reason,
+            self.unacked,
+            delay,
+        )
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Keep up to `max_in_flight` chunks written ahead of their acks, until all are acked.
@@ -242,7 +298,9 @@ class AckSender:
                 self._seal_if_due()
         finally:
             acks.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError, _Unacknowledged):
+            with contextlib.suppress(
+                asyncio.CancelledError, OSError, _Unacknowledged, HandshakeError
+            ):
                 await acks
 
     async def _read_acks(self, reader: asyncio.StreamReader) -> None:
@@ -255,7 +313,14 @@ class AckSender:
             except ValueError as error:
                 raise _Unacknowledged(f"response is not msgpack: {error}") from None
             for response in responses:
+                if isinstance(response, list) and response and response[0] in ("HELO", "PONG"):
+                    raise HandshakeError(
+                        "the server asks for the shared-key handshake",
+                        "no shared_key is set here (LOGDECK_FORWARD_SHARED_KEY)",
+                    )
                 ack = response.get("ack") if isinstance(response, dict) else None
+                if ack is not None and self._refusal is not None:
+                    self._accepted()
                 for chunk in itertools.islice(self._sealed, self._max_in_flight):
                     if chunk.chunk_id == ack:
                         chunk.acked = True
@@ -287,8 +352,50 @@ class AckSender:
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port, ssl=self._ssl), self._ack_timeout
+            )
+            if self._shared_key is not None:
+                try:
+                    await self._handshake(reader, writer, self._shared_key)
+                except BaseException:
+                    writer.close()
+                    raise
+                self._accepted()
+            self._reader, self._writer = reader, writer
         return self._reader, self._writer
+
+    def _accepted(self) -> None:
+        if self._refusal is not None:
+            log.info("%s:%d accepts the connection again", self._host, self._port)
+            self._refusal = None
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, shared_key: str
+    ) -> None:
+        """Answer HELO with PING; return if the PONG accepts us and proves the key."""
+        helo = handshake.parse_helo(await self._handshake_message(reader, "HELO"))
+        salt = handshake.new_salt()
+        writer.write(handshake.ping(helo, self._hostname, shared_key, salt))
+        await writer.drain()
+        pong = await self._handshake_message(reader, "PONG")
+        handshake.check_pong(pong, salt, helo.nonce, shared_key)
+
+    async def _handshake_message(self, reader: asyncio.StreamReader, what: str) -> object:
+        buffer = handshake.MessageBuffer()
+        try:
+            async with asyncio.timeout(self._ack_timeout):
+                while True:
+                    data = await reader.read(_READ_BYTES)
+                    if not data:
+                        raise HandshakeError(f"no {what}", "the server closed the connection")
+                    if buffer.feed(data):
+                        return buffer.message
+        except TimeoutError:
+            hint = " (does the server ask for a shared key?)" if what == "HELO" else ""
+            raise HandshakeError(
+                f"no {what}", f"nothing within {self._ack_timeout:g} s{hint}"
+            ) from None
 
     async def _disconnect(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None

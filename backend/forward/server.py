@@ -13,6 +13,12 @@ connection that sends nothing for `idle_timeout` seconds while none of its chunk
 an ack is closed (`--idle-timeout`). A frame left unfinished when a connection ends goes
 to the sink as a `StreamError`, so it is dead-lettered, not lost without a word. Memory
 per connection is thus bounded by about `max_frame_bytes` plus `max_pending` reads.
+
+Optionally (both off by default, and then nothing below changes the frame loop): TLS with
+`ssl`, and the shared-key handshake of `backend.forward.handshake` with `shared_key`. Both
+run before a connection's first frame, each within `idle_timeout`; a connection that fails
+either is closed, logged with its peer and the reason (never the key), and counted in
+`handshakes` under that reason.
 """
 
 from __future__ import annotations
@@ -20,9 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import ssl as _ssl
+from collections import Counter
 from typing import Protocol
 
 from backend.bus import Delivery
+from backend.forward import handshake
 from backend.forward.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     ForwardDecoder,
@@ -54,7 +64,12 @@ class ForwardServer:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        ssl: _ssl.SSLContext | None = None,
+        shared_key: str | None = None,
+        hostname: str | None = None,
     ) -> None:
+        """`ssl`: serve TLS with this context; `shared_key`: ask every client for it (HELO,
+        PING, PONG), naming this server `hostname` in the PONG."""
         if max_pending < 1 or max_frame_bytes < 1 or max_connections < 1 or idle_timeout <= 0:
             raise ValueError(
                 "max_pending, max_frame_bytes, max_connections and idle_timeout must be positive"
@@ -68,6 +83,11 @@ class ForwardServer:
         self._idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._ssl = ssl
+        self._shared_key = shared_key or None
+        self._hostname = hostname or socket.gethostname()
+        self.handshakes: Counter[str] = Counter()
+        """Connections by how their TLS and shared-key handshakes ended: `accepted`, or why not."""
 
     @property
     def port(self) -> int:
@@ -111,6 +131,12 @@ class ForwardServer:
             return
         self._connections.add(task)
         try:
+            first = b""
+            if self._ssl is not None or self._shared_key is not None:
+                opened = await self._secure(reader, writer)
+                if opened is None:
+                    return
+                first = opened
             await _Connection(
                 self._sink,
                 reader,
@@ -118,9 +144,112 @@ class ForwardServer:
                 self._max_pending,
                 self._max_frame_bytes,
                 self._idle_timeout,
+                first,
             ).run()
         finally:
             self._connections.discard(task)
+
+    async def _secure(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes | None:
+        """TLS, then the shared-key handshake, as configured: the bytes the client wrote
+        after its PING, or None when the connection failed (it is then closed)."""
+        peer = _peer_of(writer)
+        first = b""
+        try:
+            failure = await self._start_tls(writer, peer) if self._ssl is not None else None
+            if failure is None and self._shared_key is not None:
+                failure, first = await self._handshake(reader, writer, peer, self._shared_key)
+        except BaseException:  # cancelled: the server is stopping
+            writer.close()
+            raise
+        if failure is None:
+            self.handshakes["accepted"] += 1
+            return first
+        self.handshakes[failure] += 1
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
+
+    async def _start_tls(self, writer: asyncio.StreamWriter, peer: str) -> str | None:
+        assert self._ssl is not None
+        try:
+            await writer.start_tls(self._ssl, ssl_handshake_timeout=self._idle_timeout)
+        except ConnectionResetError:
+            # Not a warning: port probes do this all day. Clients that reject this
+            # certificate do it too, and say so on their side.
+            log.info(
+                "%s hung up during the TLS handshake (a port probe, or a client that does not "
+                "trust this certificate)",
+                peer,
+            )
+            return "hung up during the TLS handshake"
+        except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
+            log.warning("refusing %s: TLS handshake failed: %s", peer, _tls_reason(error))
+            return "TLS handshake failed"
+        return None
+
+    async def _handshake(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        shared_key: str,
+    ) -> tuple[str | None, bytes]:
+        """HELO, PING, PONG within `idle_timeout`.
+
+        Returns (None, the bytes that followed the PING) or (why it failed, b"").
+        """
+        nonce = handshake.new_nonce()
+        buffer = handshake.MessageBuffer()
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                writer.write(handshake.helo(nonce))
+                await writer.drain()
+                while True:
+                    data = await reader.read(_HANDSHAKE_READ_BYTES)
+                    if not data:
+                        raise _ClosedEarly
+                    if buffer.feed(data):
+                        break
+                ping = handshake.check_ping(buffer.message, nonce, shared_key)
+                writer.write(handshake.pong(ping, nonce, self._hostname, shared_key))
+                await writer.drain()
+        except TimeoutError:
+            log.warning(
+                "refusing %s: no PING within %g s of the HELO, the limit (--idle-timeout)",
+                peer,
+                self._idle_timeout,
+            )
+            return "handshake timed out", b""
+        except _ClosedEarly:
+            log.info("%s closed the connection before its PING", peer)
+            return "closed during the handshake", b""
+        except ConnectionError as error:
+            log.info("%s: connection lost during the handshake (%s)", peer, error)
+            return "closed during the handshake", b""
+        except handshake.HandshakeError as error:
+            log.warning("refusing %s: handshake failed: %s", peer, error)
+            writer.write(handshake.pong_refused(error.reason))
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(writer.drain(), self._idle_timeout)
+            return error.reason, b""
+        log.debug("%s passed the handshake as %r", peer, ping.hostname)
+        return None, buffer.rest
+
+
+_HANDSHAKE_READ_BYTES = 4096
+
+
+class _ClosedEarly(Exception):
+    """The client hung up in the middle of the handshake."""
+
+
+def _tls_reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "no TLS handshake in time"
+    return str(error) or type(error).__name__
 
 
 def _peer_of(writer: asyncio.StreamWriter) -> str:
@@ -137,6 +266,7 @@ class _Connection:
         max_pending: int,
         max_frame_bytes: int,
         idle_timeout: float,
+        first: bytes = b"",
     ) -> None:
         self._sink = sink
         self._reader = reader
@@ -146,6 +276,7 @@ class _Connection:
         self._idle_timeout = idle_timeout
         self._pending: asyncio.Queue[tuple[list[str], Delivery] | None] = asyncio.Queue(max_pending)
         self._awaiting = 0  # reads handed to the sink whose acks are not written yet
+        self._first = first  # what a client wrote behind its PING, before any read here
 
     async def run(self) -> None:
         acker = asyncio.create_task(self._acknowledge())
@@ -163,6 +294,12 @@ class _Connection:
 
     async def _read(self) -> None:
         error: StreamError | None = None
+        if self._first:
+            items = self._decoder.feed(self._first)
+            self._first = b""
+            if items:
+                error = next((item for item in items if isinstance(item, StreamError)), None)
+                await self._submit(items)
         while error is None:
             try:
                 data = await asyncio.wait_for(self._reader.read(_READ_BYTES), self._idle_timeout)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from aiokafka.partitioner import murmur2
-
 from backend.bus import Incoming, Lane, Subscription
+from backend.bus.partitioning import partition_of
 from backend.monitor.registry import Observed
 
 
@@ -88,7 +87,7 @@ class Progress:
                 count = self._subscription.partition_count(topic)
                 if not count:
                     return None
-                partition = (murmur2(node_id.encode()) & 0x7FFFFFFF) % count
+                partition = partition_of(node_id.encode(), count)
             lanes.append((topic, partition))
         found = self._lanes[node_id] = tuple(lanes)
         return found

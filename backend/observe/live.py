@@ -83,14 +83,14 @@ class LiveObserver:
                 log.debug("alert feed waiting for the bus: %s", error)
                 await asyncio.sleep(backoff.next_delay())
 
-    async def acknowledge(self, alert_id: str, by: str) -> None:
-        await self._alerts.acknowledge(alert_id, by)
+    async def acknowledge(self, alert: Alert, by: str) -> None:
+        await self._alerts.acknowledge(alert, by)
 
-    async def unacknowledge(self, alert_id: str, by: str) -> None:
-        await self._alerts.unacknowledge(alert_id, by)
+    async def unacknowledge(self, alert: Alert, by: str) -> None:
+        await self._alerts.unacknowledge(alert, by)
 
-    async def resolve(self, alert_id: str, by: str) -> None:
-        await self._alerts.resolve(alert_id, by)
+    async def resolve(self, alert: Alert, by: str) -> None:
+        await self._alerts.resolve(alert, by)
 
     async def search(self, query: LogQuery) -> SearchResult:
         return await self._store.search_logs(query)

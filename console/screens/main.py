@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from backend.observe.base import Observer
+from backend.schemas import Alert
 from console.screens.detail import DetailScreen
 from widgets.alert_queue import AlertAction, AlertQueue
 from widgets.filters import LogFilter
@@ -110,18 +111,18 @@ class MainScreen(Screen[None]):
 
     @on(AlertQueue.ActionRequested)
     def _alert_action(self, message: AlertQueue.ActionRequested) -> None:
-        self._act(message.alert.alert_id, message.alert.summary, message.action)
+        self._act(message.alert, message.action)
 
     @work(group="alert-actions", exit_on_error=False)
-    async def _act(self, alert_id: str, summary: str, action: AlertAction) -> None:
+    async def _act(self, alert: Alert, action: AlertAction) -> None:
         call = {
             "acknowledge": self._observer.acknowledge,
             "unacknowledge": self._observer.unacknowledge,
             "resolve": self._observer.resolve,
         }[action]
         try:
-            await call(alert_id, current_user())
+            await call(alert, current_user())
         except Exception as error:  # the backend's failure is news for the user, not a crash
             self.notify(f"{action} failed: {error}", title="Alert", severity="error")
             return
-        self.notify(f"{_DONE[action]}: {summary}", title="Alert")
+        self.notify(f"{_DONE[action]}: {alert.summary}", title="Alert")

@@ -107,18 +107,20 @@ class FakeObserver:
     def alerts(self) -> AsyncIterator[list[Alert]]:
         return self._feed("alerts", list(self.alert_state.values()))
 
-    async def acknowledge(self, alert_id: str, by: str) -> None:
-        self.calls.append(("acknowledge", alert_id, by))
+    async def acknowledge(self, alert: Alert, by: str) -> None:
+        self.calls.append(("acknowledge", alert.alert_id, by))
         at = iso_millis(self.clock())
-        self._change(alert_id, state=AlertState.ACKED, acked_by=by, acked_at=at)
+        self._change(alert.alert_id, state=AlertState.ACKED, acked_by=by, acked_at=at)
 
-    async def unacknowledge(self, alert_id: str, by: str) -> None:
-        self.calls.append(("unacknowledge", alert_id, by))
-        self._change(alert_id, state=AlertState.OPEN, acked_by=None, acked_at=None)
+    async def unacknowledge(self, alert: Alert, by: str) -> None:
+        self.calls.append(("unacknowledge", alert.alert_id, by))
+        self._change(alert.alert_id, state=AlertState.OPEN, acked_by=None, acked_at=None)
 
-    async def resolve(self, alert_id: str, by: str) -> None:
-        self.calls.append(("resolve", alert_id, by))
-        self._change(alert_id, state=AlertState.RESOLVED, resolved_at=iso_millis(self.clock()))
+    async def resolve(self, alert: Alert, by: str) -> None:
+        self.calls.append(("resolve", alert.alert_id, by))
+        self._change(
+            alert.alert_id, state=AlertState.RESOLVED, resolved_at=iso_millis(self.clock())
+        )
 
     async def search(self, query: LogQuery) -> SearchResult:
         self.queries.append(query)

@@ -84,7 +84,7 @@ def launch(tmp_path: Path, settings: Settings) -> Iterator[Launch]:
         args = [command, *extra]
         if command in ("accumulator", "indexer", "alerter", "monitor", "console"):
             args += connection_flags(settings)
-        if command == "accumulator":
+        if command == "accumulator" and "--port" not in extra:
             args += ["--port", str(settings.accumulator_port)]
         process = Process(args, tmp_path / f"{name or command}-{len(started)}.log")
         started.append(process)

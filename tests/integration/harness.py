@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -191,3 +192,27 @@ def snapshot(settings: Settings, topic: str) -> list[Incoming]:
 
 def ledger_ids(ledger: Path) -> list[str]:
     return [line for path in sorted(ledger.glob("*.ids")) for line in path.read_text().split()]
+
+
+UNCONFIRMED = re.compile(r"^fleet: .* unconfirmed=(\d+)", re.MULTILINE)
+
+
+def assert_exactly_once(
+    stored: Stored, fleets: Sequence[Process], sent: list[str], within: float
+) -> None:
+    """Every acknowledged log stored once; others only if the nodes never heard either way.
+
+    A node that ends while Kafka is still catching up leaves records unconfirmed (each
+    fleet's summary counts them): they may have been stored or not, but never twice.
+    """
+    unconfirmed = sum(int(UNCONFIRMED.findall(fleet.output())[-1]) for fleet in fleets)
+    wait_until(lambda: stored.logs()[0] >= len(sent), within, f"{len(sent)} logs in the store")
+    total, ids = stored.logs()
+    missing, duplicated = len(set(sent) - set(ids)), total - len(set(ids))
+    extra = len(set(ids) - set(sent))
+    print(
+        f"acknowledged {len(sent)}, stored {len(set(ids))}, duplicated {duplicated}, "
+        f"missing {missing}; unconfirmed {unconfirmed}, of which stored {extra}"
+    )
+    assert (missing, duplicated) == (0, 0)
+    assert extra <= unconfirmed

@@ -124,7 +124,7 @@ async def test_an_ack_is_shared_between_clients_and_survives_kill_9(
         assert [a.alert_id for a in await anext(changes) if a.fingerprint == FINGERPRINT] == [
             alert.alert_id
         ]
-        await client.acknowledge(alert.alert_id, "alice")
+        await client.acknowledge(alert, "alice")
         async with asyncio.timeout(30):
             async for batch in changes:
                 acked = [a for a in batch if a.alert_id == alert.alert_id]

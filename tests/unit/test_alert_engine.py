@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from backend.alerting.engine import AlertEngine, alert_id
-from backend.alerting.rules import load_rules, parse_rules
+from backend.alerting.matching import rule_matches
+from backend.alerting.rules import RuleSet, load_rules, parse_rules
 from backend.schemas import (
     Acknowledge,
     Alert,
+    AlertCommand,
     AlertKind,
     AlertState,
     ClearAlert,
@@ -47,12 +50,31 @@ def a_log(
     return message
 
 
+class Alerting:
+    """The rule stage and the keeper in one, chained as they are on the bus."""
+
+    def __init__(self, rules: RuleSet, alerts: Iterable[Alert] = ()) -> None:
+        self.rules = rules
+        self.engine = AlertEngine(rules.fold_window_s, alerts)
+
+    @property
+    def alerts(self) -> Mapping[str, Alert]:
+        return self.engine.alerts
+
+    def on_log(self, log: Log) -> list[Alert]:
+        changed = (self.engine.on_command(match) for match in rule_matches(self.rules, log))
+        return [alert for alert in changed if alert is not None]
+
+    def on_command(self, command: AlertCommand) -> Alert | None:
+        return self.engine.on_command(command)
+
+
 def only(alerts: list[Alert]) -> Alert:
     assert len(alerts) == 1, alerts
     return alerts[0]
 
 
-def fire(engine: AlertEngine, *logs: Log) -> list[Alert]:
+def fire(engine: Alerting, *logs: Log) -> list[Alert]:
     return [alert for log in logs for alert in engine.on_log(log)]
 
 
@@ -60,7 +82,7 @@ def fire(engine: AlertEngine, *logs: Log) -> list[Alert]:
 
 
 def test_first_error_opens_an_alert_with_its_fingerprint_and_times() -> None:
-    alert = only(AlertEngine(ERROR_ONLY).on_log(a_log(0)))
+    alert = only(Alerting(ERROR_ONLY).on_log(a_log(0)))
     assert alert.fingerprint == "error:PaymentService:PAY-502"
     assert (alert.kind, alert.severity, alert.state) == (
         AlertKind.LOG_LEVEL,
@@ -74,7 +96,7 @@ def test_first_error_opens_an_alert_with_its_fingerprint_and_times() -> None:
 
 
 def test_matches_within_the_fold_window_fold_into_one_alert() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     changes = fire(engine, *(a_log(seconds) for seconds in range(0, 1000, 10)))
     assert len({alert.alert_id for alert in changes}) == 1
     last = changes[-1]
@@ -83,7 +105,7 @@ def test_matches_within_the_fold_window_fold_into_one_alert() -> None:
 
 
 def test_the_window_counts_from_last_seen_and_a_later_match_starts_a_new_alert() -> None:
-    engine = AlertEngine(ERROR_ONLY)  # fold window: 300 s
+    engine = Alerting(ERROR_ONLY)  # fold window: 300 s
     first = only(engine.on_log(a_log(0)))
     same = only(engine.on_log(a_log(300)))
     new = only(engine.on_log(a_log(600.001)))
@@ -95,7 +117,7 @@ def test_the_window_counts_from_last_seen_and_a_later_match_starts_a_new_alert()
 
 
 def test_different_codes_services_and_rules_are_different_alerts() -> None:
-    engine = AlertEngine(load_rules(None))
+    engine = Alerting(load_rules(None))
     alerts = fire(
         engine,
         a_log(0),
@@ -112,7 +134,7 @@ def test_different_codes_services_and_rules_are_different_alerts() -> None:
 
 
 def test_node_is_kept_while_one_node_fires_and_dropped_once_several_do() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     assert only(engine.on_log(a_log(0, node="payment-01"))).node_id == "payment-01"
     assert only(engine.on_log(a_log(1, node="payment-01"))).node_id == "payment-01"
     assert only(engine.on_log(a_log(2, node="payment-02"))).node_id is None
@@ -120,7 +142,7 @@ def test_node_is_kept_while_one_node_fires_and_dropped_once_several_do() -> None
 
 
 def test_a_late_record_folds_in_without_moving_last_seen_back() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     fire(engine, a_log(100), a_log(200))
     late = only(engine.on_log(a_log(50)))
     assert (late.first_seen, late.last_seen, late.count) == (at(50), at(200), 3)
@@ -128,14 +150,14 @@ def test_a_late_record_folds_in_without_moving_last_seen_back() -> None:
 
 def test_same_input_gives_the_same_alerts_on_replay() -> None:
     logs = [a_log(seconds, code=f"PAY-{seconds % 3}") for seconds in range(0, 2000, 7)]
-    assert fire(AlertEngine(load_rules(None)), *logs) == fire(AlertEngine(load_rules(None)), *logs)
+    assert fire(Alerting(load_rules(None)), *logs) == fire(Alerting(load_rules(None)), *logs)
 
 
 # Lifecycle ------------------------------------------------------------------------------------
 
 
 def test_ack_unack_resolve() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     alert = only(engine.on_log(a_log(0)))
     acked = engine.on_command(Acknowledge(alert_id=alert.alert_id, by="alice", at=at(10)))
     assert acked is not None
@@ -157,7 +179,7 @@ def test_ack_unack_resolve() -> None:
 
 
 def test_an_acked_alert_stays_acked_while_it_keeps_firing() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     alert = only(engine.on_log(a_log(0)))
     engine.on_command(Acknowledge(alert_id=alert.alert_id, by="alice", at=at(1)))
     folded = only(engine.on_log(a_log(2)))
@@ -165,7 +187,7 @@ def test_an_acked_alert_stays_acked_while_it_keeps_firing() -> None:
 
 
 def test_firing_again_after_resolution_reopens_the_same_alert() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     alert = only(engine.on_log(a_log(0)))
     engine.on_command(Acknowledge(alert_id=alert.alert_id, by="alice", at=at(5)))
     engine.on_command(Resolve(alert_id=alert.alert_id, by="alice", at=at(10)))
@@ -176,7 +198,7 @@ def test_firing_again_after_resolution_reopens_the_same_alert() -> None:
 
 
 def test_a_resolved_alert_past_the_window_stays_resolved_and_a_new_one_opens() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     alert = only(engine.on_log(a_log(0)))
     engine.on_command(Resolve(alert_id=alert.alert_id, by="alice", at=at(10)))
     new = only(engine.on_log(a_log(1000)))
@@ -185,7 +207,7 @@ def test_a_resolved_alert_past_the_window_stays_resolved_and_a_new_one_opens() -
 
 
 def test_commands_for_unknown_alerts_change_nothing() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     assert engine.on_command(Acknowledge(alert_id="nope", by="alice", at=at(0))) is None
     assert engine.on_command(ClearAlert(fingerprint="NODE_DOWN:x", summary="up", at=at(0))) is None
     assert not engine.alerts
@@ -195,7 +217,7 @@ def test_commands_for_unknown_alerts_change_nothing() -> None:
 
 
 def test_threshold_alert_for_a_warn_over_its_limit_only() -> None:
-    engine = AlertEngine(load_rules(None))
+    engine = Alerting(load_rules(None))
     assert not engine.on_log(a_log(0, "WARN", response_time_ms=200.0, threshold_limit_ms=800.0))
     alert = only(engine.on_log(a_log(1, "WARN", response_time_ms=950.0, threshold_limit_ms=800.0)))
     assert (alert.kind, alert.severity, alert.fingerprint) == (
@@ -215,7 +237,7 @@ BURST = parse_rules(
 
 
 def test_burst_fires_above_the_count_within_the_window_and_folds_while_it_lasts() -> None:
-    engine = AlertEngine(BURST)
+    engine = Alerting(BURST)
     assert not fire(engine, *(a_log(second) for second in range(5)))  # 5: not more than 5
     alert = only(engine.on_log(a_log(5)))
     assert (alert.kind, alert.severity, alert.fingerprint) == (
@@ -231,7 +253,7 @@ def test_burst_fires_above_the_count_within_the_window_and_folds_while_it_lasts(
 
 
 def test_burst_counts_each_service_on_its_own_and_forgets_old_matches() -> None:
-    engine = AlertEngine(BURST)
+    engine = Alerting(BURST)
     spread = [a_log(second * 3) for second in range(20)]  # at most 4 within any 10 s
     assert not fire(engine, *spread)
     mixed = [
@@ -241,7 +263,7 @@ def test_burst_counts_each_service_on_its_own_and_forgets_old_matches() -> None:
 
 
 def test_burst_counts_late_records_in_the_window_they_belong_to() -> None:
-    engine = AlertEngine(BURST)
+    engine = Alerting(BURST)
     fire(engine, a_log(20), a_log(21), a_log(22))
     assert not fire(engine, a_log(5), a_log(6), a_log(7))  # before the window (12, 22]
     assert not fire(engine, a_log(19), a_log(18))  # 5 within the window
@@ -264,7 +286,7 @@ def node_down(seconds: float, node: str = "payment-01") -> RaiseAlert:
 
 
 def test_raise_opens_and_clear_resolves_the_alert_of_the_fingerprint() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     raised = engine.on_command(node_down(0))
     assert raised is not None
     assert (raised.kind, raised.state, raised.node_id, raised.count) == (
@@ -291,7 +313,7 @@ def test_raise_opens_and_clear_resolves_the_alert_of_the_fingerprint() -> None:
 
 
 def test_a_node_down_again_soon_after_reopens_and_much_later_is_a_new_alert() -> None:
-    engine = AlertEngine(ERROR_ONLY)
+    engine = Alerting(ERROR_ONLY)
     first = engine.on_command(node_down(0))
     engine.on_command(ClearAlert(fingerprint="NODE_DOWN:payment-01", summary="up", at=at(30)))
     reopened = engine.on_command(node_down(90))
@@ -311,13 +333,13 @@ def test_a_node_down_again_soon_after_reopens_and_much_later_is_a_new_alert() ->
 
 
 def test_an_engine_started_from_snapshots_carries_on_folding() -> None:
-    before = AlertEngine(ERROR_ONLY)
+    before = Alerting(ERROR_ONLY)
     old = only(before.on_log(a_log(0)))
     before.on_command(Resolve(alert_id=old.alert_id, by="a", at=at(1)))
     current = fire(before, a_log(1000), a_log(1001))[-1]
     before.on_command(Acknowledge(alert_id=current.alert_id, by="alice", at=at(1002)))
 
-    after = AlertEngine(ERROR_ONLY, before.alerts.values())
+    after = Alerting(ERROR_ONLY, before.alerts.values())
     assert dict(after.alerts) == dict(before.alerts)
     folded = only(after.on_log(a_log(1003)))
     assert folded.alert_id == current.alert_id  # the newest of the fingerprint
@@ -325,7 +347,7 @@ def test_an_engine_started_from_snapshots_carries_on_folding() -> None:
 
 
 def test_a_log_resent_by_an_at_least_once_sender_is_counted_once() -> None:
-    engine = AlertEngine(load_rules(None))
+    engine = Alerting(load_rules(None))
     record = validate_record(make_log("payment-01", "ERROR"))
     assert isinstance(record, Log)
     (first,) = engine.on_log(record)

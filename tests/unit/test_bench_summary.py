@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from bench.summary import READERS, RESULTS, Row, collect, table
+from bench.volume import Figure as VolumeFigure
 
 
 def test_every_committed_result_reads_into_rows_with_targets_met() -> None:
@@ -33,4 +34,24 @@ def test_ratio_and_cells_come_from_value_and_baseline(tmp_path: Path) -> None:
         "50,000 logs/s (FTS5 batched inserts)",
         "50%",
         "NO",
+    ]
+
+
+def test_volume_rows_are_its_figures_as_the_bench_writes_them(tmp_path: Path) -> None:
+    figures = [
+        VolumeFigure("Kafka: logs topic on disk per 1M logs", "MB", 346.0, 252.0, "JSON as sent"),
+        VolumeFigure(
+            "Elasticsearch: log indices' store per 1M logs", "MB", None, 252.0, "JSON as sent"
+        ),
+        VolumeFigure("search p95, slowest query", "ms", 80.0, 40.0, "at 1,000,000"),
+    ]
+    data = {"benchmark": "volume", "figures": [figure.to_json() for figure in figures]}
+    (tmp_path / "volume.json").write_text(json.dumps(data))
+    rows, missing = collect(tmp_path)
+    assert "volume" not in missing
+    # A figure not measured (Kafka's disk with the broker elsewhere, say) is left out.
+    assert [row.figure for row in rows] == [figures[0].name, figures[2].name]
+    assert [cells[1:] for cells in table(rows)] == [
+        ["346 MB", "252 MB (JSON as sent)", "137%", "-", "-"],
+        ["80.0 ms", "40.0 ms (at 1,000,000)", "200%", "-", "-"],
     ]

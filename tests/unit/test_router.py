@@ -60,3 +60,15 @@ def test_invalid_records_and_frames_become_dead_letters_with_reason_and_raw_byte
     assert letters[1]["node_id"] == "node-a" and out[1].key == b"node-a"
     assert all(letter["raw"] and letter["peer"] == "peer:1" for letter in letters)
     assert router.counts["unit.deadletter"] == 3
+
+
+def test_keys_and_enum_values_that_are_not_utf8_are_dead_lettered_not_raised() -> None:
+    """Found by the atheris fuzzer: msgspec raised UnicodeEncodeError past the router."""
+    router = Router(Settings(), "acc:24224")
+    bad_key = {**make_log("n-1", "INFO"), "\udcff": 1}
+    bad_level = {**make_log("n-1", "INFO"), "log_level": "\udcff"}
+    frame = Frame("Message", "logdeck.log", [Entry(0.0, bad_key), Entry(0.0, bad_level)])
+    out = router.route([frame], "peer")
+    assert [record.topic for record in out] == ["logdeck.deadletter"] * 2
+    reasons = [msgspec.json.decode(record.value)["reason"] for record in out]
+    assert reasons == ["record has strings that are not valid UTF-8"] * 2
