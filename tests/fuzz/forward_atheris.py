@@ -44,9 +44,9 @@ with atheris.instrument_imports(include=["backend"]):
         Frame,
         StreamError,
         pack_event_time,
-        repack,
     )
     from backend.schemas import DeadLetter, Heartbeat, Log, Registration
+    from tests.fuzz.decoded import summary
 
 LIMITS = (64, 1024, 64 * 1024, 1024 * 1024)
 """The decoder's `max_frame_bytes`, picked by the last byte of the input."""
@@ -79,23 +79,6 @@ def join(limit: int, reads: list[bytes]) -> bytes:
     # byte, the first read's size the two before it, and so on.
     sizes = b"".join((len(read) - 1).to_bytes(2, "little") for read in reversed(reads))
     return b"".join(reads) + sizes + bytes([LIMITS.index(limit)])
-
-
-def summary(items: list[Frame | StreamError]) -> list[Any]:
-    """Comparable text of what was decoded (msgpack bytes, so NaN equals NaN).
-
-    A broken stream's raw bytes are those that had arrived when it broke, so they depend on
-    the reads; only their start is compared.
-    """
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, StreamError):
-            out.append(("error", item.too_large, item.raw[:1]))
-        else:
-            entries = [(repack(e.time), repack(e.record)) for e in item.entries]
-            rejected = [(r.reason, r.raw) for r in item.rejected]
-            out.append((item.mode, repack(item.tag), item.chunk, entries, rejected))
-    return out
 
 
 def check_items(decoder: ForwardDecoder, items: list[Frame | StreamError], limit: int) -> None:

@@ -32,9 +32,9 @@ from backend.forward.protocol import (
     Rejected,
     StreamError,
     pack_event_time,
-    repack,
 )
 from backend.schemas import DeadLetter
+from tests.fuzz.decoded import summary
 
 EXAMPLES = int(os.environ.get("LOGDECK_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -216,23 +216,6 @@ def feed_in(decoder: ForwardDecoder, data: bytes, cuts: list[int]) -> list[Frame
         items += decoder.feed(data[start:cut])
         start = cut
     return items
-
-
-def summary(items: list[Frame | StreamError]) -> list[Any]:
-    """Comparable text of what was decoded (msgpack bytes, so NaN equals NaN).
-
-    A broken stream's raw bytes are those that had arrived when it broke, so they depend on
-    the split; only their start is compared.
-    """
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, StreamError):
-            out.append(("error", item.too_large, item.raw[:1]))
-        else:
-            entries = [(repack(e.time), repack(e.record)) for e in item.entries]
-            rejected = [(r.reason, r.raw) for r in item.rejected]
-            out.append((item.mode, repack(item.tag), item.chunk, entries, rejected))
-    return out
 
 
 def check_items(decoder: ForwardDecoder, items: list[Any], limit: int) -> None:
