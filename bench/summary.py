@@ -45,12 +45,18 @@ def _ingest(data: dict[str, Any]) -> list[Row]:
                 figure["value"],
                 figure["unit"],
                 figure["baseline"],
-                "direct aiokafka" if "accumulator" in name else "plain _bulk",
+                _ingest_baseline(name),
                 "; ".join(target["target"] for target in figure["targets"]) or "-",
                 figure["met"],
             )
         )
     return rows
+
+
+def _ingest_baseline(figure: str) -> str:
+    if "kcat" in figure:
+        return "kcat -P"
+    return "direct aiokafka" if "accumulator" in figure else "plain _bulk"
 
 
 def _alerts(data: dict[str, Any]) -> list[Row]:
