@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -75,6 +75,17 @@ class AlertEngine:
     def alerts(self) -> Mapping[str, Alert]:
         """Every alert by alert_id, in its latest state."""
         return self._alerts
+
+    def adopt(self, alerts: Iterable[Alert]) -> None:
+        """Take over `alerts` (their latest snapshots), as a keeper gaining partitions does."""
+        for alert in alerts:
+            self._store(alert)
+
+    def release(self, gone: Callable[[str], bool]) -> None:
+        """Forget every alert and rate window whose fingerprint `gone` says is not ours now."""
+        self._alerts = {key: a for key, a in self._alerts.items() if not gone(a.fingerprint)}
+        self._current = {key: a for key, a in self._current.items() if not gone(key)}
+        self._rates = {key: window for key, window in self._rates.items() if not gone(key)}
 
     def on_command(self, command: AlertCommand) -> Alert | None:
         """The alert `command` changes, or None when it changes nothing (or names no alert).

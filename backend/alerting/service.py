@@ -12,8 +12,8 @@ transaction: a crash loses both (the batch is read again) or keeps both, so noth
 counted twice or missed. A group hands a partition over only between polls (see
 `Subscription.poll`), so the next owner starts where the last commit left it.
 
-The keeper's state lives on the alerts topic. Whenever its partitions change it reads
-the topic to its end for the alerts whose fingerprints are now its own. Any failure of
+The keeper's state lives on the alerts topic. When it gains partitions it reads the topic
+to its end for the alerts whose fingerprints are now its own. Any failure of
 the bus ends a stage's run the way a crash would, and the next run starts over.
 """
 
@@ -106,8 +106,8 @@ class RuleStage:
 class KeeperStage:
     """Alert commands in, the new snapshot of each alert they change out.
 
-    The engine holds the alerts of the fingerprints on this keeper's partitions only;
-    it is rebuilt from the alerts topic whenever those partitions change.
+    The engine holds the alerts of the fingerprints on this keeper's partitions only: it
+    takes over those of gained partitions from the alerts topic and forgets lost ones.
     """
 
     settings: Settings
@@ -123,15 +123,11 @@ class KeeperStage:
         self.topics = (self.settings.topics.alert_commands,)
 
     async def begin(self) -> None:
-        self._engine = None
+        self._engine = None  # each run starts over from the alerts topic
         self._owned = frozenset()
 
     async def apply(self, batch: Sequence[Incoming], subscription: Subscription) -> list[Outgoing]:
-        owned = subscription.assignment()
-        if self._engine is None or owned != self._owned:
-            self._engine = await self._restore(owned, subscription)
-            self._owned = owned
-        engine = self._engine
+        engine = await self._engine_for(subscription)
         changed: dict[str, Alert] = {}
         for record in batch:
             self.stats.commands += 1
@@ -148,25 +144,39 @@ class KeeperStage:
             Outgoing(topic, alert.alert_id.encode(), encode(alert)) for alert in changed.values()
         ]
 
-    async def _restore(self, owned: frozenset[Lane], subscription: Subscription) -> AlertEngine:
-        """An engine holding the latest snapshot of every alert the `owned` partitions key."""
+    async def _engine_for(self, subscription: Subscription) -> AlertEngine:
+        """The engine, holding the alerts of exactly the partitions owned now.
+
+        Only the alerts of gained partitions are read from the alerts topic: the topic can
+        lag behind this keeper's own latest snapshots (another writer's open transaction
+        holds back what readers see), so the state of kept partitions is never re-read.
+        """
+        owned = subscription.assignment()
+        if self._engine is None:
+            self._engine = AlertEngine(self.fold_window_s)
+        if owned == self._owned:
+            return self._engine
         topics = self.settings.topics
-        alerts = latest_alerts(await self.bus.snapshot(topics.alerts)).values()
-        count = subscription.partition_count(topics.alert_commands)
-        mine = [
-            alert
-            for alert in alerts
-            if count
-            and (topics.alert_commands, partition_of(alert.fingerprint.encode(), count)) in owned
-        ]
-        log.info(
-            "keeping alerts of %d partitions of %s: %d alerts restored from %s",
-            len(owned),
-            topics.alert_commands,
-            len(mine),
-            topics.alerts,
-        )
-        return AlertEngine(self.fold_window_s, mine)
+        count = max(subscription.partition_count(topics.alert_commands) or 1, 1)
+
+        def lane_of(fingerprint: str) -> Lane:
+            return topics.alert_commands, partition_of(fingerprint.encode(), count)
+
+        gained = owned - self._owned
+        self._engine.release(lambda fingerprint: lane_of(fingerprint) not in owned)
+        if gained:
+            alerts = latest_alerts(await self.bus.snapshot(topics.alerts)).values()
+            adopted = [alert for alert in alerts if lane_of(alert.fingerprint) in gained]
+            self._engine.adopt(adopted)
+            log.info(
+                "gained %d partitions of %s: %d alerts restored from %s",
+                len(gained),
+                topics.alert_commands,
+                len(adopted),
+                topics.alerts,
+            )
+        self._owned = owned
+        return self._engine
 
 
 def _skipped(stats: AlerterStats, record: Incoming, error: Exception) -> None:

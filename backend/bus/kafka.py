@@ -49,6 +49,9 @@ held a console's event loop for tens of milliseconds at 20,000 logs/s."""
 _QUEUED_RECORDS = 50_000
 """Records waiting for the flusher beyond which `enqueue` blocks: the backpressure."""
 _SNAPSHOT_TIMEOUT_S = 120.0
+_TRANSACTION_TIMEOUT_MS = 10_000
+"""How long the broker lets a transaction stay open: a killed service's open transaction
+holds back every committed reader of its partitions until the broker aborts it."""
 _TRANSACTION_RETRY_MS = 10
 """Kafka 4 answers a transaction's first write that races the markers of the one before
 with NOT_ENOUGH_REPLICAS (KIP-890, to clients of the older protocol such as aiokafka),
@@ -259,10 +262,13 @@ class KafkaSubscription:
         return self._consumer
 
     async def start(self) -> None:
+        if self._topics:
+            # Before start(): its first metadata request then covers the topics (after it,
+            # a topic created a moment later is not seen until the next metadata refresh).
+            listener = _HandBack(self._handed_back) if self._group else None
+            self._consumer.subscribe(self._topics, listener=listener)
         try:
             await self._consumer.start()
-            if self._topics:
-                self._consumer.subscribe(self._topics, listener=_HandBack(self._handed_back))
         except KafkaError as error:
             await self._consumer.stop()
             raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
@@ -415,6 +421,7 @@ class KafkaTransactionalPublisher:
             acks="all",
             **self._options,
             retry_backoff_ms=_TRANSACTION_RETRY_MS,
+            transaction_timeout_ms=_TRANSACTION_TIMEOUT_MS,
         )
         self._producer = await _started(producer, self._bootstrap)
 
@@ -491,7 +498,7 @@ class KafkaBus:
             await subscription.start()
             partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
             consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
+            ends = await self._high_watermarks(partitions)
             await consumer.seek_to_beginning(*partitions)
             records: list[Incoming] = []
             deadline = asyncio.get_running_loop().time() + _SNAPSHOT_TIMEOUT_S
@@ -504,6 +511,27 @@ class KafkaBus:
             raise BusUnavailable(f"reading {topic} from Kafka failed: {error}") from error
         finally:
             await subscription.stop()
+
+    async def _high_watermarks(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The partitions' ends, open transactions included.
+
+        A committed reader's own end (the last stable offset) stops before the first open
+        transaction, which may hide records committed after it began; reading on to the
+        high watermark waits for those transactions to end instead (a dead producer's within
+        the transaction timeout), so a snapshot holds everything committed before it.
+        """
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_uncommitted",
+            **self._options,
+        )
+        await probe.start()
+        try:
+            ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
+            return ends
+        finally:
+            await probe.stop()
 
     def publisher(self) -> KafkaPublisher:
         return KafkaPublisher(self._bootstrap, self._options)

@@ -4,6 +4,7 @@ up`, and the embedded bus and store in the test's own folder. Every test that ta
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.integration.harness import (
     Process,
     Stored,
     connection_flags,
+    drop_test_topics,
     free_port,
     port_open,
     wait_until,
@@ -28,8 +30,11 @@ BACKENDS = ("kafka", "embedded")
 
 
 @pytest.fixture(scope="session")
-def servers() -> Settings:
-    """The real Kafka and Elasticsearch of `logdeck stack up`, checked once."""
+def servers() -> Iterator[Settings]:
+    """The real Kafka and Elasticsearch of `logdeck stack up`, checked once.
+
+    The tests' topics are deleted at the end, and any an interrupted run left at the start.
+    """
     settings = Settings.from_env()
     host, _, port = settings.kafka.rpartition(":")
     if not port_open(int(port), host):
@@ -43,7 +48,9 @@ def servers() -> Settings:
             f"Elasticsearch is not answering at {settings.elasticsearch} ({error}): "
             "start it with `logdeck stack up`"
         )
-    return settings
+    asyncio.run(drop_test_topics(settings.kafka))
+    yield settings
+    asyncio.run(drop_test_topics(settings.kafka))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import Elasticsearch
 
 from backend.backends import open_bus, open_store
@@ -192,6 +193,27 @@ def snapshot(settings: Settings, topic: str) -> list[Incoming]:
 
 def ledger_ids(ledger: Path) -> list[str]:
     return [line for path in sorted(ledger.glob("*.ids")) for line in path.read_text().split()]
+
+
+TEST_TOPIC = re.compile(r"^t[0-9a-f]{10}\.")
+"""A topic of a test's own namespace (`t` and ten hex digits, as the fixtures make them)."""
+
+
+async def drop_test_topics(kafka: str) -> int:
+    """Delete every test namespace's topics on `kafka`; how many there were.
+
+    Each test writes to fresh topics; left behind, thousands of partitions make the broker
+    slow to start and to recover after the fault tests kill it.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, request_timeout_ms=120_000)
+    await admin.start()
+    try:
+        stale = [topic for topic in await admin.list_topics() if TEST_TOPIC.match(topic)]
+        for start in range(0, len(stale), 500):
+            await admin.delete_topics(stale[start : start + 500], timeout_ms=120_000)
+        return len(stale)
+    finally:
+        await admin.close()
 
 
 UNCONFIRMED = re.compile(r"^fleet: .* unconfirmed=(\d+)", re.MULTILINE)

@@ -353,3 +353,30 @@ def test_a_log_resent_by_an_at_least_once_sender_is_counted_once() -> None:
     (first,) = engine.on_log(record)
     assert engine.on_log(record) == []
     assert engine.alerts[first.alert_id].count == 1
+
+
+def test_a_keeper_releases_lost_fingerprints_and_adopts_gained_ones() -> None:
+    rules = load_rules(None)
+    first = Alerting(rules)
+    payment = only([a for a in first.on_log(a_log(0)) if a.kind is AlertKind.LOG_LEVEL])
+    order = only(
+        [
+            a
+            for a in first.on_log(a_log(1, service="OrderService", code="ORD-1"))
+            if a.kind is AlertKind.LOG_LEVEL
+        ]
+    )
+
+    first.engine.release(lambda fingerprint: "OrderService" in fingerprint)
+    assert list(first.alerts) == [payment.alert_id]
+
+    second = Alerting(rules)
+    second.engine.adopt([order])
+    folded = only(
+        [
+            a
+            for a in second.on_log(a_log(2, service="OrderService", code="ORD-1"))
+            if a.kind is AlertKind.LOG_LEVEL
+        ]
+    )
+    assert (folded.alert_id, folded.count) == (order.alert_id, 2)
