@@ -133,13 +133,7 @@ class ForwardDecoder:
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._max_frame_bytes = max_frame_bytes
-        self._unpacker = msgpack.Unpacker(
-            raw=False,
-            unicode_errors="surrogateescape",
-            ext_hook=_ext_hook,
-            max_buffer_size=max_frame_bytes,
-            strict_map_key=False,
-        )
+        self._unpacker: msgpack.Unpacker | None = None  # made on the first bytes: ~40 KiB
         self._pending = bytearray()
         self._base = 0
         self._broken = False
@@ -183,13 +177,22 @@ class ForwardDecoder:
         )
 
     def _feed(self, data: memoryview) -> list[Frame | StreamError]:
+        if self._unpacker is None:
+            self._unpacker = msgpack.Unpacker(
+                raw=False,
+                unicode_errors="surrogateescape",
+                ext_hook=_ext_hook,
+                max_buffer_size=self._max_frame_bytes,
+                strict_map_key=False,
+            )
+        unpacker = self._unpacker
         self._pending += data
-        self._unpacker.feed(data)
+        unpacker.feed(data)
         out: list[Frame | StreamError] = []
         start = self._base
         try:
-            for obj in self._unpacker:
-                end = self._unpacker.tell()
+            for obj in unpacker:
+                end = unpacker.tell()
                 out.append(self._frame(obj, start, end))
                 start = end
         except _UNPACK_ERRORS as error:
