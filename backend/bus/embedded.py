@@ -52,6 +52,7 @@ from backend.bus.base import (
     Outgoing,
     PublisherFenced,
 )
+from backend.bus.outbox import Outbox
 from backend.bus.partitioning import KeyHashes
 from backend.sqlite import use_wal
 
@@ -435,18 +436,13 @@ class EmbeddedPublisher:
 
     def __init__(self, bus: EmbeddedBus) -> None:
         self._bus = bus
-        self._queued: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
-        self._queued_records = 0
-        self._work = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._outbox = Outbox(_QUEUED_RECORDS)
         self._flusher: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
-        self._closing = False
 
     async def start(self) -> None:
         await self._bus._worker.run(_nothing)  # the file opens, or BusUnavailable
-        self._closing = False
+        self._outbox = Outbox(_QUEUED_RECORDS)
         self._flusher = asyncio.create_task(self._flush_forever())
         if self._bus.retention is not None:
             self._trimmer = asyncio.create_task(self._trim_forever(self._bus.retention))
@@ -459,39 +455,21 @@ class EmbeddedPublisher:
                 await self._trimmer
             self._trimmer = None
         if self._flusher is not None:
-            self._closing = True
-            self._work.set()
+            self._outbox.close()
             await self._flusher
             self._flusher = None
 
     async def enqueue(self, records: Sequence[Outgoing]) -> Delivery:
         if self._flusher is None:
             raise RuntimeError("publisher used before start()")
-        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not records:
-            delivery.set_result(None)
-            return delivery
-        while self._queued_records >= _QUEUED_RECORDS:
-            self._room.clear()
-            await self._room.wait()
-        self._queued.append((records, delivery))
-        self._queued_records += len(records)
-        self._work.set()
-        return delivery
+        return await self._outbox.put(records)
 
     async def publish(self, records: Sequence[Outgoing]) -> None:
         await (await self.enqueue(records))
 
     async def _flush_forever(self) -> None:
         bus = self._bus
-        while self._queued or not self._closing:
-            await self._work.wait()
-            self._work.clear()
-            taken, self._queued = self._queued, []
-            self._queued_records = 0
-            self._room.set()
-            if not taken:
-                continue
+        while (taken := await self._outbox.take()) is not None:
             batches = [records for records, _ in taken]
             error: Exception | None = None
             try:

@@ -33,6 +33,7 @@ from backend.bus.base import (
     Outgoing,
     PublisherFenced,
 )
+from backend.bus.outbox import Outbox
 from backend.bus.partitioning import KeyHashes
 from backend.security import KafkaSecurity
 from backend.stack.kafka import kafka_ready
@@ -74,14 +75,9 @@ class KafkaPublisher:
         self._options = options or {}
         self._producer: AIOKafkaProducer | None = None
         self._hash = KeyHashes()
-        self._queued: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
-        self._queued_records = 0
-        self._work = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._outbox = Outbox(_QUEUED_RECORDS)
         self._flusher: asyncio.Task[None] | None = None
         self._answering: set[asyncio.Task[None]] = set()
-        self._closing = False
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -94,14 +90,13 @@ class KafkaPublisher:
             max_request_size=4 * _BATCH_BYTES,
         )
         self._producer = await _started(producer, self._bootstrap)
-        self._closing = False
+        self._outbox = Outbox(_QUEUED_RECORDS)
         self._flusher = asyncio.create_task(self._flush_forever())
 
     async def stop(self) -> None:
         """Hand over what is queued, wait for the broker's answers, then close."""
         if self._flusher is not None:
-            self._closing = True
-            self._work.set()
+            self._outbox.close()
             await self._flusher
             self._flusher = None
         if self._producer is not None:
@@ -113,27 +108,10 @@ class KafkaPublisher:
     async def enqueue(self, records: Sequence[Outgoing]) -> Delivery:
         """Queue `records`; blocks while `_QUEUED_RECORDS` wait for the flusher already."""
         self._require()
-        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not records:
-            delivery.set_result(None)
-            return delivery
-        while self._queued_records >= _QUEUED_RECORDS:
-            self._room.clear()
-            await self._room.wait()
-        self._queued.append((records, delivery))
-        self._queued_records += len(records)
-        self._work.set()
-        return delivery
+        return await self._outbox.put(records)
 
     async def _flush_forever(self) -> None:
-        while self._queued or not self._closing:
-            await self._work.wait()
-            self._work.clear()
-            taken, self._queued = self._queued, []
-            self._queued_records = 0
-            self._room.set()
-            if not taken:
-                continue
+        while (taken := await self._outbox.take()) is not None:
             deliveries = [delivery for _, delivery in taken]
             try:
                 acks = await self._send([record for records, _ in taken for record in records])
