@@ -44,11 +44,11 @@ from bench.common import (
     BenchError,
     Phase,
     Service,
-    background_busy,
     bench_settings,
     code_line,
     deadline_in,
     free_port,
+    note_busy,
     render_table,
     run_and_record,
     wait_for_port,
@@ -73,7 +73,6 @@ BACKGROUND_TICK_S = 0.01
 WARM_UP_S = 2.0
 START_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 30.0
-BUSY_BEFORE_START = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,9 +404,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"under {args.rate:,.0f} logs/s, namespace {settings.namespace}, {info['nproc']} CPUs, "
         f"Kafka {settings.kafka}\n{code_line(code)}"
     )
-    busy = info["busy_before_start"] = await background_busy()
-    if busy > BUSY_BEFORE_START:
-        print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+    await note_busy(info)
     try:
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-") as workdir:
             result = await measure(settings, args, Path(workdir))

@@ -116,6 +116,17 @@ async def background_busy(seconds: float = 1.0) -> float:
     return 1 - (idle_after - idle_before) / total if total else 0.0
 
 
+BUSY_BEFORE_START = 0.15
+"""CPU share in use before a run above which its figures are said to share the machine."""
+
+
+async def note_busy(info: dict[str, Any]) -> None:
+    """Record in `info` how busy the CPUs were before the start; say so when they were."""
+    busy = info["busy_before_start"] = await background_busy()
+    if busy > BUSY_BEFORE_START:
+        print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+
+
 def cpu_model() -> str:
     """The processor's model name, for the record of where a figure was measured."""
     return next(

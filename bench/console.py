@@ -44,10 +44,10 @@ from bench.alerts import check_kafka, drop_topics
 from bench.common import (
     BenchError,
     Phase,
-    background_busy,
     bench_settings,
     code_line,
     deadline_in,
+    note_busy,
     polls_until,
     render_table,
     run_and_record,
@@ -78,7 +78,6 @@ START_TIMEOUT_S = 60.0
 REPAINT_TIMEOUT_S = 5.0
 DRAIN_S = 5.0
 """After the producer stops, how long the feed may take to receive the rest."""
-BUSY_BEFORE_START = 0.15
 
 TARGET_KEY_P95_MS = 50.0
 TARGET_LAG_S = 1.0
@@ -596,9 +595,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{args.seconds:g} s each, namespace {settings.namespace}, {info['nproc']} CPUs, "
         f"Kafka {settings.kafka}\n{code_line(code)}"
     )
-    busy = info["busy_before_start"] = await background_busy()
-    if busy > BUSY_BEFORE_START:
-        print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+    await note_busy(info)
     runs: list[RateRun] = []
     try:
         await KafkaBus(settings.kafka, settings.partitions).ensure_topics(

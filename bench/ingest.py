@@ -53,12 +53,13 @@ from bench.common import (
     BenchError,
     Phase,
     Service,
-    background_busy,
+    code_line,
     cpu_model,
     deadline_in,
     failed,
     finish,
     free_port,
+    note_busy,
     render_table,
     run_and_record,
     running,
@@ -77,7 +78,6 @@ NODES_PER_SERVICE = 3
 KAFKA_POLL_S = 0.025
 ES_POLL_S = 0.25
 START_TIMEOUT_S = 60.0
-BUSY_BEFORE_START = 0.15
 """Share of CPU time busy before the run above which it warns that others share the machine."""
 
 TARGET_ACCUMULATOR_RATE = 50_000
@@ -742,12 +742,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"logdeck ingest benchmark: {args.records:,} records, namespace {names.base}*, "
             f"{info['nproc']} CPUs, Kafka {settings.kafka}, Elasticsearch {es_version}\n"
-            f"code at {(code['commit'] or 'unknown')[:10]}, changed since: "
-            f"{', '.join(code['changed']) or 'nothing'}"
+            + code_line(code)
         )
-        busy = info["busy_before_start"] = await background_busy()
-        if busy > BUSY_BEFORE_START:
-            print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+        await note_busy(info)
         phase = Phase("generating simulated logs", args.records)
         started = time.perf_counter()
         corpus = Corpus.generate(args.records, args.seed)

@@ -48,8 +48,9 @@ from backend.store.embedded import EmbeddedStore
 from bench.common import (
     BenchError,
     Phase,
-    background_busy,
+    code_line,
     cpu_model,
+    note_busy,
     render_table,
     run_and_record,
 )
@@ -65,7 +66,6 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "search.json"
 
 TARGET_INGEST_RATE = 60_000
 TARGET_SEARCH_P95_MS = 100.0
-BUSY_BEFORE_START = 0.15
 
 
 # The corpus and the queries -----------------------------------------------------------------
@@ -345,12 +345,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if es
                 else "no Elasticsearch"
             )
-            + f"\ncode at {(code['commit'] or 'unknown')[:10]}, changed since: "
-            f"{', '.join(code['changed']) or 'nothing'}"
+            + "\n"
+            + code_line(code)
         )
-        busy = info["busy_before_start"] = await background_busy()
-        if busy > BUSY_BEFORE_START:
-            print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+        await note_busy(info)
         phase = Phase("generating simulated logs", args.logs)
         started = time.perf_counter()
         corpus = Corpus.generate(args.logs, args.seed)

@@ -57,11 +57,11 @@ from bench.alerts import drop_topics
 from bench.common import (
     BenchError,
     Service,
-    background_busy,
     bench_settings,
     code_line,
     deadline_in,
     free_port,
+    note_busy,
     render_table,
     run_and_record,
     wait_for_port,
@@ -94,7 +94,6 @@ STORE_STATS_S = 11.0
 waiting longer after the last write makes the size it reports the files' size now."""
 START_TIMEOUT_S = 60.0
 TALLY_TIMEOUT_S = 60.0
-BUSY_BEFORE_START = 0.15
 FREE_BYTES_PER_LOG = 1500
 """Free disk asked for per log: about 2.5 times what Kafka and Elasticsearch take together."""
 EXPECTED_RATE = 10_000
@@ -786,9 +785,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"at each point); deadline {args.deadline:g} min; "
             f"Kafka's log dir {layout.kafka_data}"
         )
-        busy = info["busy_before_start"] = await background_busy()
-        if busy > BUSY_BEFORE_START:
-            print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
+        await note_busy(info)
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-volume-") as folder:
             outcome = await send_and_measure(
                 args, settings, es, Path(folder), layout.kafka_data, deadline
