@@ -24,6 +24,7 @@ from backend.forward.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from backend.retry import Backoff, retrying
 from backend.runner import ServiceError
 from backend.schemas import (
+    NOT_UTF8,
     DeadLetter,
     Heartbeat,
     InvalidRecord,
@@ -98,7 +99,7 @@ class Router:
                     node = message.node_id
                     out.append(
                         self._dead(
-                            "record has strings that are not valid UTF-8",
+                            NOT_UTF8,
                             repack(entry.record),
                             received_at,
                             peer,

@@ -140,6 +140,10 @@ class DeadLetter(msgspec.Struct, frozen=True, omit_defaults=True):
 _json_encoder: Final = msgspec.json.Encoder()
 
 
+NOT_UTF8: Final = "record has strings that are not valid UTF-8"
+"""Why a record is rejected whose bytes the client sent were not UTF-8 (kept as surrogates)."""
+
+
 def validate_record(record: Any) -> Message:
     """The typed message for `record` (a dict), or `InvalidRecord` saying what is wrong."""
     if not isinstance(record, dict):
@@ -151,7 +155,7 @@ def validate_record(record: Any) -> Message:
         raise InvalidRecord(_explain(record, str(error))) from None
     except UnicodeEncodeError:
         # A key or an enum value sent as bytes that are not UTF-8 (decoded as surrogates).
-        raise InvalidRecord("record has strings that are not valid UTF-8") from None
+        raise InvalidRecord(NOT_UTF8) from None
 
 
 def _explain(record: dict[Any, Any], reason: str) -> str:

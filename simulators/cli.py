@@ -7,8 +7,9 @@ import asyncio
 import logging
 import sys
 
+from backend.security import ForwardSecurity
 from simulators.fleet import Fleet, plan
-from simulators.options import NodeOptions, add_node_options
+from simulators.options import NodeOptions, add_node_options, check_sender_security
 
 
 def _count(text: str) -> int:
@@ -44,5 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the fleet to its end; the exit code says whether every node ended as expected."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    specs = plan(args.nodes, NodeOptions.from_args(args), args.node_prefix, args.fault_nodes)
+    options = NodeOptions.from_args(args)
+    # Before any node starts: each would stop on it (`open_sender`), one by one.
+    check_sender_security(options, ForwardSecurity.from_env())
+    specs = plan(args.nodes, options, args.node_prefix, args.fault_nodes)
     return asyncio.run(Fleet(specs, show_progress=sys.stdout.isatty()).run())

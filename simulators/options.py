@@ -58,12 +58,10 @@ class NodeOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> NodeOptions:
-        """The options of the flags; `SecurityError` if the chosen sender cannot meet the
-        accumulator's `LOGDECK_FORWARD_*` settings (so `logdeck simulate` says so at once)."""
+        """The options of the flags; `OptionsError` for flags that cannot work together."""
         options = cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
         if options.standby_port is not None and not options.acks:
             raise OptionsError("--standby-port needs --acks: fluent-logger has no failover")
-        check_sender_security(options, ForwardSecurity.from_env())
         return options
 
     def without_faults(self) -> NodeOptions:

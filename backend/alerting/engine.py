@@ -16,7 +16,6 @@ import bisect
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -26,30 +25,14 @@ from backend.schemas import (
     Acknowledge,
     Alert,
     AlertCommand,
-    AlertKind,
     AlertState,
     ClearAlert,
     RaiseAlert,
     Resolve,
     RuleMatch,
-    Severity,
     Unacknowledge,
     iso_millis,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Occurrence:
-    """One firing of a condition: a rule's match, or the monitor's RAISE."""
-
-    fingerprint: str
-    kind: AlertKind
-    severity: Severity
-    node_id: str | None
-    service_name: str | None
-    summary: str
-    at: datetime
-
 
 RECENT_LOG_IDS: Final = 100_000
 
@@ -95,17 +78,7 @@ class AlertEngine:
         if isinstance(command, RuleMatch):
             return self._on_match(command)
         if isinstance(command, RaiseAlert):
-            return self._occur(
-                Occurrence(
-                    command.fingerprint,
-                    command.kind,
-                    command.severity,
-                    command.node_id,
-                    command.service_name,
-                    command.summary,
-                    _moment(command.at),
-                )
-            )
+            return self._occur(command, _moment(command.at))
         if isinstance(command, ClearAlert):
             return self._clear(command)
         alert = self._alerts.get(command.alert_id)
@@ -141,17 +114,7 @@ class AlertEngine:
                 window = self._rates[match.fingerprint] = _RateWindow(match.burst_window_s)
             if window.add(when.timestamp()) <= match.burst_count:
                 return None
-        return self._occur(
-            Occurrence(
-                match.fingerprint,
-                match.kind,
-                match.severity,
-                match.node_id,
-                match.service_name,
-                match.summary,
-                when,
-            )
-        )
+        return self._occur(match, when)
 
     def _clear(self, command: ClearAlert) -> Alert | None:
         """Resolve the alert of the fingerprint; the condition was seen until the CLEAR."""
@@ -169,11 +132,11 @@ class AlertEngine:
             )
         )
 
-    def _occur(self, occurrence: Occurrence) -> Alert:
-        """Fold `occurrence` into the current alert of its fingerprint, or start one."""
+    def _occur(self, occurrence: RaiseAlert | RuleMatch, when: datetime) -> Alert:
+        """Fold `occurrence` (at `when`) into the current alert of its fingerprint, or start one."""
         current = self._current.get(occurrence.fingerprint)
-        at = iso_millis(occurrence.at)
-        if current is None or self._beyond_fold(current, occurrence.at):
+        at = iso_millis(when)
+        if current is None or self._beyond_fold(current, when):
             return self._store(
                 Alert(
                     alert_id=alert_id(occurrence.fingerprint, at),

@@ -218,12 +218,13 @@ class AckSender:
             except (OSError, TimeoutError, _Unacknowledged, HandshakeError) as error:
                 await self._disconnect()
                 failures += 1
-                # Each endpoint once without waiting; then back off before the next round.
-                delay = self._backoff.next_delay() if failures % len(self._endpoints) == 0 else 0.0
                 if isinstance(error, HandshakeError | _ssl.SSLError):
+                    delay = self._backoff.next_delay()  # settings: another try will not fix them
                     self._refused(error, delay)
                     await asyncio.sleep(delay)
                     continue
+                # Each endpoint once without waiting; then back off before the next round.
+                delay = self._backoff.next_delay() if failures % len(self._endpoints) == 0 else 0.0
                 oldest = self._sealed[0] if self._sealed else None
                 log.warning(
                     "%d chunks (%d records) not acknowledged by %s:%d (%s); "

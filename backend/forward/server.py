@@ -302,7 +302,8 @@ class _Connection:
                 await self._submit(items)
         while error is None:
             try:
-                data = await asyncio.wait_for(self._reader.read(_READ_BYTES), self._idle_timeout)
+                async with asyncio.timeout(self._idle_timeout):  # no task per read: wait_for's
+                    data = await self._reader.read(_READ_BYTES)
             except TimeoutError:
                 if self._awaiting:
                     continue  # silent, but waiting for acks the bus still owes it
