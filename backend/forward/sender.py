@@ -353,9 +353,12 @@ class AckSender:
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self._host, self._port, ssl=self._ssl), self._ack_timeout
-            )
+            # Not `wait_for`: on Python 3.11 it can swallow a cancel that lands as the
+            # connection opens, and then `close()` waits for this task forever.
+            async with asyncio.timeout(self._ack_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self._host, self._port, ssl=self._ssl
+                )
             if self._shared_key is not None:
                 try:
                     await self._handshake(reader, writer, self._shared_key)

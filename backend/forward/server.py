@@ -233,7 +233,8 @@ class ForwardServer:
             log.warning("refusing %s: handshake failed: %s", peer, error)
             writer.write(handshake.pong_refused(error.reason))
             with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(writer.drain(), self._idle_timeout)
+                async with asyncio.timeout(self._idle_timeout):
+                    await writer.drain()
             return error.reason, b""
         log.debug("%s passed the handshake as %r", peer, ping.hostname)
         return None, buffer.rest
