@@ -3,7 +3,9 @@
 A connection carries a stream of msgpack arrays, each in one of four modes:
 Message `[tag, time, record, option?]`, Forward `[tag, [[time, record], ...], option?]`,
 PackedForward `[tag, bin, option?]` and, with option `compressed: "gzip"`,
-CompressedPackedForward. Time is an integer, a float or an EventTime (ext type 0).
+CompressedPackedForward (any other `compressed` value, such as Node's `"text"`, means
+plain entries, as in Fluentd's in_forward). Time is an integer, a float or an EventTime
+(ext type 0).
 
 `ForwardDecoder` turns bytes into `Frame`s and never raises on client input: what does
 not fit becomes a `Rejected` entry or a `StreamError` carrying its reason and raw bytes.
@@ -239,14 +241,11 @@ class ForwardDecoder:
         self, tag: str, body: bytes | str, option: dict[Any, Any], chunk: str | None
     ) -> Frame:
         data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
-        compressed = option.get("compressed")
         mode = "PackedForward"
-        if compressed is not None:
+        # As Fluentd's in_forward: only "gzip" means compressed; any other value is plain
+        # (Node's fluent-logger sends `compressed: "text"` with uncompressed entries).
+        if option.get("compressed") == "gzip":
             mode = "CompressedPackedForward"
-            if compressed != "gzip":
-                frame = Frame(mode, tag, chunk=chunk)
-                frame.rejected.append(Rejected(f"unsupported compression {compressed!r}", data))
-                return frame
             try:
                 data = _gunzip(data, self._max_frame_bytes)
             except ValueError as error:
