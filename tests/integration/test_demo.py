@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from backend.config import Settings
-from tests.integration.harness import ROOT, Stored, connection_flags, wait_until
+from tests.integration.harness import Stored, connection_flags, wait_until
+from tests.integration.terminal import Terminal
 
 pytestmark = pytest.mark.integration
 
@@ -19,40 +19,26 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d(\.\d{3})? +(INFO|WARN|ERROR|FATAL) ")
 """A row of the feed: milliseconds are left out below 100 columns."""
 
 
-def tmux(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10)
-
-
-def screen(name: str) -> str:
-    return tmux("capture-pane", "-p", "-t", name).stdout
-
-
 @pytest.fixture
-def demo(settings: Settings) -> Iterator[str]:
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed: run scripts/setup")
-    name = f"logdeck-demo-{settings.namespace}"
+def demo(settings: Settings) -> Iterator[Terminal]:
     command = [
         sys.executable, "-m", "console", "demo", *connection_flags(settings),
         "--port", str(settings.accumulator_port), "--nodes", "3", "--rate", "10",
     ]  # fmt: skip
-    tmux(
-        "new-session", "-d", "-s", name, "-x", "160", "-y", "48",
-        "-e", "TERM=tmux-256color", "-c", str(ROOT), " ".join(command),
-    )  # fmt: skip
-    yield name
-    tmux("kill-session", "-t", name)
+    terminal = Terminal(f"logdeck-demo-{settings.namespace}", command, size=(160, 48))
+    yield terminal
+    terminal.close()
 
 
 def test_demo_shows_logs_and_nodes_and_ends_cleanly_on_ctrl_c(
-    settings: Settings, stored: Stored, demo: str
+    settings: Settings, stored: Stored, demo: Terminal
 ) -> None:
-    wait_until(lambda: LOG_LINE.search(screen(demo)) is not None, 30, "log lines on screen")
-    wait_until(lambda: screen(demo).count("● UP") >= 3, 30, "three nodes UP in the table")
+    wait_until(lambda: LOG_LINE.search(demo.screen()) is not None, 30, "log lines on screen")
+    wait_until(lambda: demo.screen().count("● UP") >= 3, 30, "three nodes UP in the table")
     wait_until(lambda: stored.logs()[0] > 0, 30, "logs in the demo's store")
 
-    tmux("send-keys", "-t", demo, "C-c")
-    wait_until(lambda: tmux("has-session", "-t", demo).returncode != 0, 30, "the demo to end")
+    demo.send("C-c")
+    wait_until(lambda: not demo.alive(), 30, "the demo to end")
     nodes = subprocess.run(
         ["pgrep", "-f", f"simulators.node.*--port {settings.accumulator_port}"],
         capture_output=True,
