@@ -5,7 +5,8 @@ Message `[tag, time, record, option?]`, Forward `[tag, [[time, record], ...], op
 PackedForward `[tag, bin, option?]` and, with option `compressed: "gzip"`,
 CompressedPackedForward (any other `compressed` value, such as Node's `"text"`, means
 plain entries, as in Fluentd's in_forward). Time is an integer, a float or an EventTime
-(ext type 0).
+(ext type 0); in Message and Forward mode a nil time means the time of arrival, as in
+in_forward (Python's fluent-logger sends one from `emit_with_time(label, None, ...)`).
 
 `ForwardDecoder` turns bytes into `Frame`s and never raises on client input: what does
 not fit becomes a `Rejected` entry or a `StreamError` carrying its reason and raw bytes.
@@ -19,6 +20,7 @@ bytes back.
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -103,14 +105,13 @@ def _is_time(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _entry(item: object) -> Entry | Rejected:
-    if (
-        isinstance(item, list | tuple)
-        and len(item) == 2
-        and _is_time(item[0])
-        and isinstance(item[1], dict)
-    ):
-        return Entry(float(item[0]), item[1])
+def _entry(item: object, nil_time: float | None = None) -> Entry | Rejected:
+    """`item` as an Entry; a nil time becomes `nil_time` where one is given."""
+    if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], dict):
+        if _is_time(item[0]):
+            return Entry(float(item[0]), item[1])
+        if item[0] is None and nil_time is not None:
+            return Entry(nil_time, item[1])
     return Rejected(
         "entry is not [time, record] with a numeric or EventTime time and a map record",
         repack(item),
@@ -216,18 +217,20 @@ class ForwardDecoder:
                 "a Forward message is an array [tag, ...] of 2 to 4 items", self._raw(start, end)
             )
         tag, body = obj[0], obj[1]
-        if _is_time(body) and len(obj) >= 3:
+        if (_is_time(body) or body is None) and len(obj) >= 3:
             chunk = _chunk(obj[3] if len(obj) == 4 else None)
             if not isinstance(obj[2], dict):
                 frame = Frame("Message", tag, chunk=chunk)
                 frame.rejected.append(Rejected("Message record is not a map", repack(obj[2])))
                 return frame
-            return Frame("Message", tag, [Entry(float(body), obj[2])], chunk=chunk)
+            at = time.time() if body is None else float(body)
+            return Frame("Message", tag, [Entry(at, obj[2])], chunk=chunk)
         option = obj[2] if len(obj) == 3 and isinstance(obj[2], dict) else {}
         if isinstance(body, list):
             frame = Frame("Forward", tag, chunk=_chunk(option))
+            now = time.time()
             for item in body:
-                _add(frame, _entry(item))
+                _add(frame, _entry(item, now))
             return frame
         if isinstance(body, bytes | str):
             return self._packed(tag, body, option, _chunk(option))

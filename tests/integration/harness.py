@@ -21,7 +21,7 @@ from backend.backends import open_bus, open_store
 from backend.bus import Incoming
 from backend.config import Settings
 from backend.observe.base import LogQuery
-from backend.schemas import Alert, NodeEntry
+from backend.schemas import Alert, Log, NodeEntry
 from backend.store import Store, StoreUnavailable
 
 T = TypeVar("T")
@@ -116,6 +116,10 @@ class Stored:
     def log_ids(self) -> list[str]:
         return self.logs()[1]
 
+    def full_logs(self) -> list[Log]:
+        """Every stored log document as the store gives it back, field for field."""
+        return self._read(self._full_logs)
+
     def nodes(self) -> dict[str, NodeEntry]:
         return {entry.node_id: entry for entry in self._read(lambda store: store.stored_nodes())}
 
@@ -142,8 +146,12 @@ class Stored:
                 )
 
     @staticmethod
+    async def _full_logs(store: Store) -> list[Log]:
+        return [log async for batch in store.export_logs() for log in batch]
+
+    @staticmethod
     async def _logs(store: Store) -> tuple[int, list[str]]:
-        ids = [log.log_id async for batch in store.export_logs() for log in batch]
+        ids = [log.log_id for log in await Stored._full_logs(store)]
         total = (await store.search_logs(LogQuery(page_size=1))).total
         return total, ids
 

@@ -79,6 +79,25 @@ def test_pack_event_time_round_trips_and_carries_into_seconds() -> None:
     assert pack_event_time(5.9999999999) == msgpack.ExtType(0, struct.pack(">II", 6, 0))
 
 
+def test_nil_time_means_now_in_message_and_forward_mode_as_in_fluentd() -> None:
+    """Fluentd's in_forward stamps a nil time with the time of arrival; Python's
+    fluent-logger sends one from `emit_with_time(label, None, record)`."""
+    packet = fluent.sender.FluentSender("logdeck")._make_packet("log", None, RECORD)
+    before = time.time()
+    message = only_frame(packet)
+    forward = only_frame(pack(["t", [[None, {"a": 1}], [2, {"b": 2}]], {"chunk": "f1"}]))
+    after = time.time()
+    assert (message.mode, message.tag, message.entries[0].record) == (
+        "Message",
+        "logdeck.log",
+        RECORD,
+    )
+    assert before <= message.entries[0].time <= after and not message.rejected
+    assert (forward.mode, forward.chunk, not forward.rejected) == ("Forward", "f1", True)
+    assert [e.record for e in forward.entries] == [{"a": 1}, {"b": 2}]
+    assert before <= forward.entries[0].time <= after and forward.entries[1].time == 2.0
+
+
 def test_message_mode_option_gives_the_chunk() -> None:
     frame = only_frame(pack(["t", 1, RECORD, {"chunk": "abc=="}]))
     assert frame.mode == "Message"
@@ -232,7 +251,7 @@ def test_byte_by_byte_feeding_gives_the_same_frames() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [{"tag": "t"}, 42, "just a string", ["t"], [1, 2, {"a": 1}], ["t", None, {}], [1, 2, 3, 4, 5]],
+    [{"tag": "t"}, 42, "just a string", ["t"], [1, 2, {"a": 1}], ["t", None], [1, 2, 3, 4, 5]],
     ids=["map", "int", "str", "too-short", "tag-not-str", "body-none", "too-long"],
 )
 def test_a_frame_of_the_wrong_shape_is_rejected_and_the_stream_goes_on(value: Any) -> None:
