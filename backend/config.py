@@ -44,6 +44,8 @@ class Topics:
     deadletter: str
     alert_commands: str
     registry: str
+    deadletter_replays: str
+    """Compacted, keyed by a dead letter's `partition:offset`: the letters replayed."""
 
     @classmethod
     def for_namespace(cls, namespace: str) -> Topics:
@@ -55,6 +57,7 @@ class Topics:
             deadletter=f"{namespace}.deadletter",
             alert_commands=f"{namespace}.alert-commands",
             registry=f"{namespace}.registry",
+            deadletter_replays=f"{namespace}.deadletter-replays",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -66,11 +69,13 @@ class Topics:
             self.deadletter,
             self.alert_commands,
             self.registry,
+            self.deadletter_replays,
         )
 
     def compacted(self) -> tuple[str, ...]:
-        """Topics that hold the latest state per key (alert, node) and are read from the start."""
-        return (self.alerts, self.registry)
+        """Topics that hold the latest state per key (alert, node, replayed letter) and are
+        read from the start."""
+        return (self.alerts, self.registry, self.deadletter_replays)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,9 @@
 
 The app owns the observer: it starts it, follows its three feeds in workers (reopening
 them with backoff when they fail), and every 100 ms flushes what arrived to the main
-screen as one message per kind. Health is polled once a second into reactive state that
-each screen's header shows. Screens and widgets never touch the backend except through
-the observer handed to them.
+screen as one message per kind. Health and the count of dead letters waiting for a
+replay are polled once a second into reactive state that each screen's header shows.
+Screens and widgets never touch the backend except through the observer handed to them.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class LogdeckApp(App[None]):
     """The feeds that are failing (or were, and recovered)."""
     rate_series: reactive[tuple[int, ...]] = reactive(())
     """Logs received in each of the last 60 seconds."""
+    dead_letters: reactive[int | None] = reactive(None)
+    """Dead letters not replayed yet, as the observer last said (None: not known)."""
 
     def __init__(
         self,
@@ -191,13 +193,18 @@ class LogdeckApp(App[None]):
             self._alerts_initial = False
 
     def poll(self) -> None:
-        """Read the observer's health and the logs/s history into reactive state."""
+        """Read the observer's health, its dead-letter count and the logs/s history into
+        reactive state."""
         try:
             self.health = tuple(self.observer.health())
             self._health_failing_since = None
         except Exception as error:  # a failing health check is itself news
             since = self._health_failing_since = self._health_failing_since or self.clock()
             self.health = (ServiceHealth("observer", up=False, since=since, detail=str(error)),)
+        try:
+            self.dead_letters = self.observer.dead_letters()
+        except Exception:  # a count that cannot be had is shown as not known
+            self.dead_letters = None
         self.rate_series = tuple(self._rates.series(self.clock()))
 
     # Actions

@@ -1,8 +1,9 @@
-"""The header: reachability of Kafka and Elasticsearch, and the live logs/s sparkline.
+"""The header: reachability of Kafka and Elasticsearch, dead letters waiting for a replay,
+and the live logs/s sparkline.
 
-Both read reactive state the app keeps (`health`, `feed_states`, `rate_series`), so every
-screen's header shows the same thing without being told. A banner under the header
-appears only while something is wrong, saying what and since when.
+All read reactive state the app keeps (`health`, `feed_states`, `dead_letters`,
+`rate_series`), so every screen's header shows the same thing without being told. A
+banner under the header appears only while something is wrong, saying what and since when.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def service_markup(health: ServiceHealth) -> str:
 
 
 class HealthBar(Horizontal):
-    """One line: title, each backing service's state, logs per second."""
+    """One line: title, each backing service's state, pending dead letters, logs per second.
+
+    The dead letters show only when there are some: `✉ 12 dead`, and `letters` after it
+    where the width allows (the app's stylesheet hides the word under 120 columns).
+    """
 
     DEFAULT_CSS = """
     HealthBar {
@@ -38,6 +43,11 @@ class HealthBar(Horizontal):
         color: $foreground;
         #brand { width: auto; padding: 0 1; color: $text-primary; text-style: bold; }
         #services { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+        #dead, #dead-word {
+            display: none; width: auto; color: $text-warning; text-style: bold;
+        }
+        #dead { padding: 0 0 0 1; }
+        &.-dead #dead, &.-dead #dead-word { display: block; }
         #rate-spark { width: 16; margin: 0 1; }
         #rate { width: auto; min-width: 9; padding: 0 1 0 0; text-align: right; }
     }
@@ -50,18 +60,32 @@ class HealthBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(self._title, id="brand")
         yield Static("connecting…", id="services")
+        yield Static("", id="dead")
+        yield Static(" letters", id="dead-word")
         yield Bars(id="rate-spark")
         yield Static("0 logs/s", id="rate")
 
     def on_mount(self) -> None:
         self.watch(self.app, "health", self._show_health)
         self.watch(self.app, "rate_series", self._show_rate)
+        self.watch(self.app, "dead_letters", self._show_dead_letters)
 
     def _show_health(self, health: Sequence[ServiceHealth]) -> None:
         text = "  ".join(service_markup(item) for item in health) or "connecting…"
         self.query_one("#services", Static).update(text)
         self.query_one("#services", Static).tooltip = "\n".join(
             f"{item.name}: {item.detail}" for item in health if item.detail
+        )
+
+    def _show_dead_letters(self, count: int | None) -> None:
+        self.set_class(bool(count), "-dead")
+        if not count:
+            return
+        dead = self.query_one("#dead", Static)
+        dead.update(f"✉ {compact_count(count)} dead")
+        dead.tooltip = (
+            f"{count} dead letters not replayed: "
+            "`logdeck deadletter list` shows them, `logdeck deadletter replay` replays them"
         )
 
     def _show_rate(self, series: Sequence[int]) -> None:

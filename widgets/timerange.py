@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 PRESETS: dict[str, timedelta | None] = {
@@ -43,6 +44,23 @@ def parse_moment(text: str, now: datetime) -> datetime | None:
             f"cannot read {value!r}: use 2026-11-24 10:15, 10:15:30 (today) or ISO 8601 (UTC)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_AGO = re.compile(r"(\d+)\s*([smhd])")
+_AGO_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str, now: datetime) -> datetime | None:
+    """A moment typed as a span back from `now` (`30s`, `15m`, `2h`, `1d`), or as
+    `parse_moment` reads one; empty is None."""
+    match = _AGO.fullmatch(text.strip().lower())
+    if match is not None:
+        amount, unit = match.groups()
+        return now - timedelta(**{_AGO_UNITS[unit]: int(amount)})
+    try:
+        return parse_moment(text, now)
+    except TimeRangeError as error:
+        raise TimeRangeError(f"{error}, or a span back from now: 30s, 15m, 2h, 1d") from None
 
 
 def resolve(

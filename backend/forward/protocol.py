@@ -271,6 +271,13 @@ class ForwardDecoder:
                 position = unpacker.tell()
         except _UNPACK_ERRORS as error:
             frame.rejected.append(Rejected(f"invalid packed entries: {error}", data[position:]))
+            return frame
+        if position < len(data):
+            # The unpacker stops quietly at a partial value; here nothing more will come.
+            cut = len(data) - position
+            frame.rejected.append(
+                Rejected(f"packed entries end {cut} bytes into an entry", data[position:])
+            )
         return frame
 
 

@@ -59,6 +59,9 @@ class Observer(Protocol):
     def health(self) -> tuple[ServiceHealth, ...]:
         """Current reachability of the bus and the store."""
 
+    def dead_letters(self) -> int | None:
+        """Dead letters not replayed yet; None until the dead-letter topic has been read."""
+
     def logs(self) -> AsyncIterator[list[Log]]:
         """New logs from now on, in batches."""
 

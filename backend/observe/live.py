@@ -3,7 +3,8 @@
 Feeds never end while the console runs: when the bus is away they wait and retry, so
 the console shows "down since …" from `health()` and fills in again by itself. Alert and
 registry feeds read their compacted topic from the start, so the first batches are the
-whole current state and later ones the changes, with no gap between the two.
+whole current state and later ones the changes, with no gap between the two. The
+dead-letter count is followed the same way, in a task of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from backend.alerting.client import AlertClient
 from backend.backends import open_bus, open_store
 from backend.bus import Bus, BusUnavailable, Subscription
 from backend.config import Settings
+from backend.deadletters.count import PendingCount
 from backend.observe.base import LogQuery, SearchResult, ServiceHealth
 from backend.retry import Backoff
 from backend.schemas import Alert, InvalidRecord, Log, NodeEntry, decode_as
@@ -47,21 +49,29 @@ class LiveObserver:
             name: ServiceHealth(name, False, started, "connecting")
             for name in (settings.bus_name, settings.store_name)
         }
-        self._watcher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dead_letters: int | None = None
 
     async def start(self) -> None:
-        self._watcher = asyncio.create_task(self._watch_health())
+        self._tasks = [
+            asyncio.create_task(self._watch_health()),
+            asyncio.create_task(self._count_dead_letters()),
+        ]
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+                await task
         await self._alerts.close()
         await self._store.close()
 
     def health(self) -> tuple[ServiceHealth, ...]:
         return tuple(self._health.values())
+
+    def dead_letters(self) -> int | None:
+        return self._dead_letters
 
     def logs(self) -> AsyncIterator[list[Log]]:
         topic = self._settings.topics.logs
@@ -119,6 +129,41 @@ class LiveObserver:
         finally:
             await subscription.stop()
 
+    async def _count_dead_letters(self) -> None:
+        """Follow the dead-letter and replay topics from the start, forever.
+
+        The count is shown once both topics have been read to their ends; after the bus
+        went away they are read again from the start, and the last count stays meanwhile.
+        """
+        topics = self._settings.topics
+        followed = (topics.deadletter, topics.deadletter_replays)
+        backoff = Backoff(maximum=5.0)
+        while True:
+            subscription = self._bus.subscription(followed, None)
+            try:
+                await self._bus.ensure_topics(topics.all(), topics.compacted())
+                await subscription.start()
+            except BusUnavailable as error:
+                log.debug("dead-letter count waiting for the bus: %s", error)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            try:
+                count = PendingCount(topics)
+                known = False
+                while True:
+                    for record in await subscription.poll(_BATCH_RECORDS * 10, _POLL_MS):
+                        count.add(record)
+                    known = known or await _read_to_end(subscription, followed)
+                    if known:
+                        self._dead_letters = count.pending
+                        backoff.reset()
+            except BusUnavailable as error:
+                log.debug("dead-letter count reading again from the start: %s", error)
+            finally:
+                with contextlib.suppress(BusUnavailable):
+                    await subscription.stop()
+            await asyncio.sleep(backoff.next_delay())
+
     async def _watch_health(self) -> None:
         while True:
             bus, store = await asyncio.gather(self._bus.healthy(), self._store_healthy())
@@ -137,3 +182,15 @@ class LiveObserver:
         current = self._health[name]
         if current.up != up or current.detail == "connecting":
             self._health[name] = ServiceHealth(name, up, datetime.now(UTC), address)
+
+
+async def _read_to_end(subscription: Subscription, topics: tuple[str, ...]) -> bool:
+    """Whether every partition of `topics` has been read up to its end."""
+    for topic in topics:
+        partitions = subscription.partition_count(topic)
+        if partitions is None:
+            return False
+        for partition in range(partitions):
+            if await subscription.read_through((topic, partition)) is None:
+                return False
+    return True

@@ -62,9 +62,11 @@ class FakeObserver:
         logs: Iterable[Log] = (),
         nodes: Iterable[NodeEntry] = (),
         alerts: Iterable[Alert] = (),
+        dead_letters: int | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.clock = clock
+        self.dead_letter_count = dead_letters
         self.history: list[Log] = list(logs)
         self.registry: dict[str, NodeEntry] = {entry.node_id: entry for entry in nodes}
         self.alert_state: dict[str, Alert] = {alert.alert_id: alert for alert in alerts}
@@ -97,6 +99,9 @@ class FakeObserver:
 
     def health(self) -> tuple[ServiceHealth, ...]:
         return tuple(self._health.values())
+
+    def dead_letters(self) -> int | None:
+        return self.dead_letter_count
 
     def logs(self) -> AsyncIterator[list[Log]]:
         return self._feed("logs", None)
@@ -370,11 +375,13 @@ def sample_alerts(now: datetime = NOW) -> list[Alert]:
 
 
 def sample_observer(*, stored_logs: bool = True) -> FakeObserver:
-    """The fixed world of the tests at NOW: 8 nodes (one DOWN), 4 alerts, 120 stored logs."""
+    """The fixed world of the tests at NOW: 8 nodes (one DOWN), 4 alerts, 120 stored logs,
+    3 dead letters."""
     return FakeObserver(
         logs=sample_logs() if stored_logs else (),
         nodes=sample_nodes(),
         alerts=sample_alerts(),
+        dead_letters=3,
         clock=lambda: NOW,
     )
 
@@ -451,6 +458,8 @@ class DemoTraffic:
                 self._observer.set_health("Elasticsearch", up=False, detail="connection refused")
             if step % 600 == 400:
                 self._observer.set_health("Elasticsearch", up=True)
+            if step % 250 == 120:
+                self._observer.dead_letter_count = (self._observer.dead_letter_count or 0) + 1
             await asyncio.sleep(tick)
 
     def _logs(self, now: datetime, tick: float) -> None:
@@ -511,7 +520,7 @@ class DemoObserver(FakeObserver):
     """A FakeObserver whose `start` sets the demo traffic going."""
 
     def __init__(self, rate: float) -> None:
-        super().__init__(nodes=sample_nodes(utc_now()))
+        super().__init__(nodes=sample_nodes(utc_now()), dead_letters=0)
         self._traffic = DemoTraffic(self, rate)
         self._task: asyncio.Task[None] | None = None
 

@@ -137,10 +137,12 @@ def test_packed_forward_mode() -> None:
 
 
 def test_packed_forward_with_truncated_entries_keeps_what_precedes() -> None:
-    blob = entries_blob([1, {"a": 1}], [2, {"b": 2}])
-    frame = only_frame(pack(["t", blob[:-3] + b"\xc1\xc1\xc1"]))
+    whole, partial = entries_blob([1, {"a": 1}]), entries_blob([2, {"b": 2}])[:-3]
+    frame = only_frame(pack(["t", whole + partial, {"chunk": "c"}]))
     assert [e.record for e in frame.entries] == [{"a": 1}]
-    assert frame.rejected and "invalid packed entries" in frame.rejected[0].reason
+    [rejected] = frame.rejected
+    assert rejected.reason == f"packed entries end {len(partial)} bytes into an entry"
+    assert rejected.raw == partial
 
 
 def test_compressed_packed_forward_gzip() -> None:

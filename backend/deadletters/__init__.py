@@ -1,0 +1,1 @@
+"""Dead letters after the fact: listing them, replaying them, counting what is pending."""
