@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,12 +154,67 @@ class ElasticsearchAuth:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardUser:
+    """A user of the Forward protocol's user auth, and the nodes it may speak for."""
+
+    name: str
+    password: Secret
+    nodes: tuple[str, ...] = ()
+    """Patterns (`payment-*`) the node_id of each record must match; empty: any node."""
+
+
+USERS_FILE: Final = "LOGDECK_FORWARD_USERS_FILE"
+
+
+def load_users(path: Path) -> tuple[ForwardUser, ...]:
+    """The `[[user]]` tables of a TOML file: `name`, `password` (or `password_env`, the
+    variable that holds it) and optional `nodes`; `SecurityError` naming what is wrong."""
+    where = f"{USERS_FILE}={path}"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SecurityError(f"{where}: not a readable TOML file ({error})") from None
+    tables = document.get("user")
+    if not isinstance(tables, list) or not tables:
+        raise SecurityError(f"{where}: no [[user]] table")
+    users: dict[str, ForwardUser] = {}
+    for number, table in enumerate(tables, 1):
+        name = table.get("name") if isinstance(table, dict) else None
+        if not isinstance(name, str) or not name:
+            raise SecurityError(f"{where}: user {number} has no name")
+        if name in users:
+            raise SecurityError(f"{where}: user {name!r} is given twice")
+        nodes = table.get("nodes", [])
+        if not (isinstance(nodes, list) and all(isinstance(n, str) and n for n in nodes)):
+            raise SecurityError(f"{where}: user {name!r}: nodes must be a list of patterns")
+        users[name] = ForwardUser(name, _user_password(table, name, where), tuple(nodes))
+    return tuple(users.values())
+
+
+def _user_password(table: Mapping[str, Any], name: str, where: str) -> Secret:
+    password = table.get("password")
+    variable = table.get("password_env")
+    if isinstance(variable, str) and variable:
+        password = os.environ.get(variable)
+        if not password:
+            raise SecurityError(f"{where}: user {name!r}: {variable} is not set")
+    if not isinstance(password, str) or not password:
+        raise SecurityError(f"{where}: user {name!r} has no password (or password_env)")
+    return Secret(password)
+
+
+def _patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardSecurity:
-    """The Forward protocol's shared-key handshake and TLS, for the accumulator and its clients.
+    """The Forward protocol's handshake (shared key, users) and TLS, for both ends.
 
     The accumulator asks every client for the shared key (HELO, PING, PONG) when one is set,
-    and speaks TLS when it has a certificate and key. A client (`AckSender`) answers the
-    handshake with the same key and, given a CA, speaks TLS and checks the accumulator's
+    and for a user's password too when it knows `users`; it speaks TLS when it has a
+    certificate and key. A client (`AckSender`) answers the handshake with the same key (and
+    `username` and `password`) and, given a CA, speaks TLS and checks the accumulator's
     certificate against it. Both sides name themselves `hostname` in the handshake.
     """
 
@@ -167,6 +223,11 @@ class ForwardSecurity:
     cert_file: Path | None = None
     key_file: Path | None = None
     ca_file: Path | None = None
+    users: tuple[ForwardUser, ...] = ()
+    key_nodes: tuple[str, ...] = ()
+    """Patterns every record's node_id must match, whoever sends it; empty: any node."""
+    username: str | None = None
+    password: Secret | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ForwardSecurity:
@@ -182,12 +243,24 @@ class ForwardSecurity:
             raise SecurityError(
                 "LOGDECK_FORWARD_TLS_CERT_FILE and LOGDECK_FORWARD_TLS_KEY_FILE go together"
             )
+        users_file = _path(env, USERS_FILE)
+        users = load_users(users_file) if users_file is not None else ()
+        if users and not key:
+            raise SecurityError(
+                f"{USERS_FILE} needs LOGDECK_FORWARD_SHARED_KEY: users are "
+                "asked for in the shared-key handshake"
+            )
+        password = env.get("LOGDECK_FORWARD_PASSWORD")
         security = cls(
             shared_key=Secret(key) if key else None,
             hostname=hostname,
             cert_file=cert_file,
             key_file=key_file,
             ca_file=_path(env, "LOGDECK_FORWARD_TLS_CA_FILE"),
+            users=users,
+            key_nodes=_patterns(env, "LOGDECK_FORWARD_KEY_NODES"),
+            username=env.get("LOGDECK_FORWARD_USERNAME") or None,
+            password=Secret(password) if password else None,
         )
         # Load the files now, so a bad one stops the command before it serves anything.
         security.server_ssl_context()
@@ -255,7 +328,8 @@ class ForwardSecurity:
         """E.g. `TLS on, shared key on`, for the start-up line (never the key)."""
         tls = "on" if self.server_tls else "off"
         key = "on" if self.shared_key is not None else "off"
-        return f"TLS {tls}, shared key {key}"
+        users = f", {len(self.users)} users" if self.users else ""
+        return f"TLS {tls}, shared key {key}{users}"
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -4,9 +4,10 @@ Fluentd's `<security>` makes a server greet every connection with HELO and a fre
 The client proves that it knows the shared key with PING, and the server proves the same
 with PONG, so neither end talks to an impostor. The key never crosses the wire: each side
 sends `hex(sha512(salt + hostname + nonce + key))`, and the server's nonce and the client's
-salt make every digest good for one connection only. The spec's other half, user and
-password auth, is not supported: HELO's `auth` salt is empty, PING's username and password
-digest are empty strings.
+salt make every digest good for one connection only. The spec's other half, user auth, is
+on when the server knows users: HELO carries a fresh `auth` salt, and PING names a user and
+proves the password with `hex(sha512(auth_salt + username + password))`; without users the
+salt is empty and PING's username and password digest are empty strings.
 
 Wire types follow Fluentd's in_forward and out_forward: nonces and salts are bytes (msgpack
 bin from in_forward; out_forward sends its salt as a hex str, so either is taken and its
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +37,7 @@ MAX_MESSAGE_BYTES: Final = 8 * 1024
 
 INVALID_PING: Final = "invalid ping message"
 KEY_MISMATCH: Final = "shared_key mismatch"
+USER_MISMATCH: Final = "username/password mismatch"
 """in_forward's reasons in a failed PONG, which Fluentd's clients show as they are."""
 INVALID_HELO: Final = "invalid HELO"
 INVALID_PONG: Final = "invalid PONG"
@@ -58,7 +61,7 @@ class HandshakeError(Exception):
 class Helo:
     nonce: bytes
     auth: bytes
-    """The salt of user auth; empty when the server asks for none (always, from logdeck)."""
+    """The salt of user auth; empty when the server asks for none."""
     keepalive: bool
 
 
@@ -67,6 +70,8 @@ class Ping:
     hostname: str
     salt: bytes
     digest: str
+    username: str = ""
+    """The user the client proved it is, under user auth; empty without it."""
 
 
 def new_nonce() -> bytes:
@@ -86,6 +91,14 @@ def shared_key_digest(salt: bytes, hostname: str, nonce: bytes, shared_key: str)
     return digest.hexdigest()
 
 
+def password_digest(auth_salt: bytes, username: str, password: str) -> str:
+    """`hex(sha512(auth_salt + username + password))`, a client's proof of its password."""
+    digest = hashlib.sha512(auth_salt)
+    digest.update(_utf8(username))
+    digest.update(password.encode("utf-8"))
+    return digest.hexdigest()
+
+
 def _pack(message: object) -> bytes:
     packed: bytes = msgpack.packb(message, use_bin_type=True)
     return packed
@@ -94,16 +107,25 @@ def _pack(message: object) -> bytes:
 # Server side: HELO out, PING in, PONG out.
 
 
-def helo(nonce: bytes) -> bytes:
-    """The greeting a server sends as soon as it accepts a connection."""
-    return _pack(["HELO", {"nonce": nonce, "auth": "", "keepalive": True}])
+def helo(nonce: bytes, auth_salt: bytes = b"") -> bytes:
+    """The greeting a server sends as soon as it accepts a connection; `auth_salt` (fresh
+    per connection) asks for user auth."""
+    # in_forward sends an empty string, not an empty bin, when it asks for no user auth.
+    return _pack(["HELO", {"nonce": nonce, "auth": auth_salt or "", "keepalive": True}])
 
 
-def check_ping(message: object, nonce: bytes, shared_key: str) -> Ping:
-    """The client's PING, if it proves the key for this `nonce`; else `HandshakeError`."""
+def check_ping(
+    message: object,
+    nonce: bytes,
+    shared_key: str,
+    users: Mapping[str, str] | None = None,
+    auth_salt: bytes = b"",
+) -> Ping:
+    """The client's PING, if it proves the key for this `nonce` and, when `users` (name to
+    password) is given, a user's password over `auth_salt`; else `HandshakeError`."""
     if not (isinstance(message, list) and len(message) == 6 and message[0] == "PING"):
         raise HandshakeError(INVALID_PING, f"expected a 6-item PING array, got {_shape(message)}")
-    _, hostname, salt, digest, _username, _password_digest = message
+    _, hostname, salt, digest, username, user_digest = message
     if not isinstance(hostname, str):
         raise HandshakeError(INVALID_PING, "hostname is not a string")
     ping = Ping(
@@ -113,7 +135,16 @@ def check_ping(message: object, nonce: bytes, shared_key: str) -> Ping:
     )
     if not _same(ping.digest, shared_key_digest(ping.salt, hostname, nonce, shared_key)):
         raise HandshakeError(KEY_MISMATCH, f"client hostname {hostname!r}")
-    return ping
+    if users is None:
+        return ping
+    name = _text(username, "username", INVALID_PING)
+    proof = _text(user_digest, "password digest", INVALID_PING)
+    password = users.get(name)
+    # The digest is computed for an unknown user too, so both refusals take the same time.
+    expected = password_digest(auth_salt, name, password if password is not None else "")
+    if not _same(proof, expected) or password is None:
+        raise HandshakeError(USER_MISMATCH, f"user {name[:64]!r} from {hostname!r}")
+    return Ping(ping.hostname, ping.salt, ping.digest, name)
 
 
 def pong(ping: Ping, nonce: bytes, hostname: str, shared_key: str) -> bytes:
@@ -143,10 +174,21 @@ def parse_helo(message: object) -> Helo:
     )
 
 
-def ping(greeting: Helo, hostname: str, shared_key: str, salt: bytes) -> bytes:
-    """The client's PING; without user auth, username and password digest are empty."""
+def ping(
+    greeting: Helo,
+    hostname: str,
+    shared_key: str,
+    salt: bytes,
+    username: str = "",
+    password: str = "",
+) -> bytes:
+    """The client's PING; username and password digest are empty unless the server asked
+    for user auth (a salt in its HELO) and a user is given."""
     digest = shared_key_digest(salt, hostname, greeting.nonce, shared_key)
-    return _pack(["PING", hostname, salt, digest, "", ""])
+    if not (greeting.auth and username):
+        return _pack(["PING", hostname, salt, digest, "", ""])
+    proof = password_digest(greeting.auth, username, password)
+    return _pack(["PING", hostname, salt, digest, username, proof])
 
 
 def check_pong(message: object, salt: bytes, nonce: bytes, shared_key: str) -> str:

@@ -225,6 +225,67 @@ def test_client_and_server_agree_end_to_end() -> None:
     assert handshake.check_pong(pong, salt, nonce, KEY) == SERVER
 
 
+# User auth: a user's password over the HELO's auth salt, as in_forward's `<user>`.
+
+AUTH_SALT = bytes(range(200, 216))
+USERS = {"payments": "pay-pass", "orders": "order-pass"}
+
+
+def spec_user_ping(username: str, password: str, auth_salt: bytes = AUTH_SALT) -> list[Any]:
+    """The spec's PING with `sha512_hex(auth_salt + username + password)`."""
+    proof = hashlib.sha512(auth_salt + username.encode() + password.encode()).hexdigest()
+    return [*spec_ping()[:4], username, proof]
+
+
+def test_helo_asks_for_user_auth_with_a_binary_salt() -> None:
+    helo = handshake.parse_helo(unpack(handshake.helo(NONCE, AUTH_SALT)))
+    assert helo.auth == AUTH_SALT
+
+
+def test_a_ping_with_a_users_password_names_the_user() -> None:
+    message = wire(spec_user_ping("payments", "pay-pass"))
+    ping = handshake.check_ping(message, NONCE, KEY, USERS, AUTH_SALT)
+    assert ping.username == "payments"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        spec_user_ping("payments", "order-pass"),
+        spec_user_ping("nobody", "pay-pass"),
+        spec_user_ping("payments", "pay-pass", auth_salt=bytes(16)),
+        spec_ping(),
+    ],
+    ids=["wrong-password", "unknown-user", "other-salt", "no-user"],
+)
+def test_a_ping_without_a_users_proof_is_a_user_mismatch(message: list[Any]) -> None:
+    with pytest.raises(handshake.HandshakeError) as refused:
+        handshake.check_ping(wire(message), NONCE, KEY, USERS, AUTH_SALT)
+    assert refused.value.reason == handshake.USER_MISMATCH == "username/password mismatch"
+    assert not any(password in str(refused.value) for password in USERS.values())
+
+
+def test_the_key_is_checked_before_the_user() -> None:
+    message = swapped(spec_user_ping("payments", "pay-pass"), 3, "0" * 128)
+    with pytest.raises(handshake.HandshakeError) as refused:
+        handshake.check_ping(wire(message), NONCE, KEY, USERS, AUTH_SALT)
+    assert refused.value.reason == handshake.KEY_MISMATCH
+
+
+def test_client_and_server_agree_on_user_auth_end_to_end() -> None:
+    nonce, auth_salt = handshake.new_nonce(), handshake.new_salt()
+    helo = handshake.parse_helo(unpack(handshake.helo(nonce, auth_salt)))
+    sent = handshake.ping(helo, CLIENT, KEY, handshake.new_salt(), "orders", "order-pass")
+    ping = handshake.check_ping(unpack(sent), nonce, KEY, USERS, auth_salt)
+    assert ping.username == "orders"
+
+
+def test_the_client_sends_no_user_when_the_server_asks_for_none() -> None:
+    helo = handshake.parse_helo(unpack(handshake.helo(NONCE)))
+    message = unpack(handshake.ping(helo, CLIENT, KEY, SALT, "orders", "order-pass"))
+    assert message[4:] == ["", ""]
+
+
 def test_the_message_buffer_waits_for_a_whole_message_and_keeps_what_follows() -> None:
     ping = msgpack.packb(spec_ping(), use_bin_type=True)
     frame = msgpack.packb(["logdeck.log", 1, {"a": 1}])
