@@ -289,6 +289,12 @@ class ForwardSecurity:
             names.append("LOGDECK_FORWARD_TLS_CA_FILE")
         return names
 
+    def client_user(self) -> tuple[str, str] | None:
+        """The (name, password) a client answers user auth with, when both are set."""
+        if self.username is None or self.password is None:
+            return None
+        return self.username, self.password.reveal()
+
     def server_ssl_context(self) -> ssl.SSLContext | None:
         """The accumulator's TLS context, or None for plain TCP."""
         if self.cert_file is None or self.key_file is None:

@@ -51,6 +51,7 @@ class AckedSender:
             options.port,
             shared_key=security.shared_key.reveal() if security.shared_key else None,
             hostname=security.hostname,
+            user=security.client_user(),
             ssl=security.client_ssl_context(),
             standby=[(options.host, options.standby_port)] if options.standby_port else (),
         )

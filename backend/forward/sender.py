@@ -78,11 +78,13 @@ class AckSender:
         backoff: Backoff | None = None,
         shared_key: str | None = None,
         hostname: str | None = None,
+        user: tuple[str, str] | None = None,
         ssl: _ssl.SSLContext | None = None,
         standby: Sequence[tuple[str, int]] = (),
     ) -> None:
         """`shared_key`: answer the server's HELO, naming this client `hostname` (default:
-        this host's name); `ssl`: speak TLS, checking the server with this context;
+        this host's name), and as `user` (name, password) when the server asks for one;
+        `ssl`: speak TLS, checking the server with this context;
         `standby`: other accumulators (host, port), each tried in turn when the one in use
         fails, at once, so a node's records and heartbeats go on while one is down."""
         if batch_size < 1 or max_buffer < 1:
@@ -112,6 +114,7 @@ class AckSender:
         self._closed = False
         self._shared_key = shared_key or None
         self._hostname = hostname or socket.gethostname()
+        self._user = user or ("", "")
         self._ssl = ssl
         self._refusal: str | None = None
 
@@ -380,7 +383,7 @@ class AckSender:
         """Answer HELO with PING; return if the PONG accepts us and proves the key."""
         helo = handshake.parse_helo(await self._handshake_message(reader, "HELO"))
         salt = handshake.new_salt()
-        writer.write(handshake.ping(helo, self._hostname, shared_key, salt))
+        writer.write(handshake.ping(helo, self._hostname, shared_key, salt, *self._user))
         await writer.drain()
         pong = await self._handshake_message(reader, "PONG")
         handshake.check_pong(pong, salt, helo.nonce, shared_key)
