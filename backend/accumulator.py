@@ -15,25 +15,44 @@ import logging
 import socket
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from backend.bus import Bus, BusUnavailable, Delivery, Outgoing, Publisher
 from backend.config import Settings
-from backend.forward.protocol import DEFAULT_MAX_FRAME_BYTES, Frame, StreamError, repack
-from backend.forward.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ForwardServer
+from backend.forward.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_FRAME_ENTRIES,
+    Frame,
+    StreamError,
+    repack,
+)
+from backend.forward.server import (
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_WRITE_TIMEOUT,
+    ForwardServer,
+)
+from backend.frame_routing import DEFAULT_MAX_FRAME_DEAD_LETTERS, FrameRouting
+from backend.memory import return_big_buffers
 from backend.retry import Backoff, retrying
 from backend.runner import ServiceError
 from backend.schemas import (
+    MAX_RECORD_BYTES,
     NOT_UTF8,
     DeadLetter,
     Heartbeat,
     InvalidRecord,
     Log,
+    Message,
     Registration,
     encode,
     now_iso,
     validate_record,
 )
+from backend.window import TimeWindow
 
 log = logging.getLogger("logdeck.accumulator")
 
@@ -49,6 +68,10 @@ def _text(value: str) -> str:
 class Router:
     """Turns frames into Kafka records: validated messages to their topics, the rest dead."""
 
+    TEXT_CHARS = 1024
+    """Characters kept of a dead letter's reason, tag, peer and node_id (msgspec quotes the
+    value in its reason): past this, with the raw bytes cut too, it still fits a record."""
+
     def __init__(self, settings: Settings, source: str) -> None:
         topics = settings.topics
         self._topic_of: dict[type[Any], str] = {
@@ -58,10 +81,12 @@ class Router:
         }
         self._deadletter = topics.deadletter
         self._source = source
+        self._window = TimeWindow.of(settings)
         self.counts: Counter[str] = Counter()
 
     def route(self, items: Sequence[Frame | StreamError], peer: str) -> list[Outgoing]:
         received_at = now_iso()
+        arrived = datetime.fromisoformat(received_at)  # the window's clock, as in the header
         headers_base = (
             ("ingested_at", received_at.encode()),
             ("accumulator", self._source.encode()),
@@ -72,6 +97,7 @@ class Router:
                 out.append(self._dead(item.reason, item.raw, received_at, peer, None, None))
                 continue
             headers = (*headers_base, ("tag", item.tag.encode("utf-8", "replace")))
+            headers_size = sum(len(name) + len(value) for name, value in headers)
             for rejected in item.rejected:
                 out.append(
                     self._dead(rejected.reason, rejected.raw, received_at, peer, item.tag, None)
@@ -108,10 +134,33 @@ class Router:
                         )
                     )
                     continue
+                refused = self._refusal(message, len(body) + len(key) + headers_size, arrived)
+                if refused is not None:
+                    out.append(
+                        self._dead(
+                            refused,
+                            repack(entry.record),
+                            received_at,
+                            peer,
+                            item.tag,
+                            message.node_id,
+                        )
+                    )
+                    continue
                 topic = self._topic_of[type(message)]
                 self.counts[topic] += 1
                 out.append(Outgoing(topic, key, body, headers))
         return out
+
+    def _refusal(self, message: Message, size: int, arrived: datetime) -> str | None:
+        """Why a valid message is still refused: Kafka would not take its record (`size`
+        bytes with key and headers), or the store would not keep it; None if neither."""
+        if size > MAX_RECORD_BYTES:
+            return (
+                f"record is {size} bytes (JSON, key and headers); "
+                f"at most {MAX_RECORD_BYTES} fit a Kafka record"
+            )
+        return self._window.refusal(message.timestamp, arrived)
 
     def _dead(
         self,
@@ -123,33 +172,38 @@ class Router:
         node_id: str | None,
     ) -> Outgoing:
         self.counts[self._deadletter] += 1
-        reason = _text(reason) or "rejected"
+        reason = self._cut(_text(reason)) or "rejected"
         if len(raw) > DEAD_LETTER_RAW_BYTES:
             reason += f" (raw cut to the first {DEAD_LETTER_RAW_BYTES} of {len(raw)} bytes)"
             raw = raw[:DEAD_LETTER_RAW_BYTES]
-        node_id = _text(node_id) if node_id is not None else None
+        node_id = self._cut(_text(node_id)) if node_id is not None else None
         letter = DeadLetter(
             reason=reason,
             source="accumulator",
             raw=raw,
             received_at=received_at,
-            tag=_text(tag) if tag is not None else None,
-            peer=_text(peer),
+            tag=self._cut(_text(tag)) if tag is not None else None,
+            peer=self._cut(_text(peer)),
             node_id=node_id,
         )
         key = node_id.encode() if node_id else None
         return Outgoing(self._deadletter, key, encode(letter))
 
+    def _cut(self, text: str) -> str:
+        if len(text) <= self.TEXT_CHARS:
+            return text
+        return f"{text[: self.TEXT_CHARS]}... (cut to {self.TEXT_CHARS} of {len(text)} characters)"
+
 
 class KafkaSink:
     """The server's sink: route, publish, and retry until Kafka has acknowledged."""
 
-    def __init__(self, router: Router, publisher: Publisher) -> None:
-        self._router = router
+    def __init__(self, routing: FrameRouting, publisher: Publisher) -> None:
+        self._routing = routing
         self._publisher = publisher
 
     async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
-        records = self._router.route(items, peer)
+        records = await self._routing.route(items, peer)
         delivery = await self._enqueue(records)
         return asyncio.ensure_future(self._confirm(records, delivery))
 
@@ -183,10 +237,17 @@ async def run_accumulator(
     port: int | None = None,
     *,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    max_frame_entries: int = DEFAULT_MAX_FRAME_ENTRIES,
+    max_frame_dead_letters: int = DEFAULT_MAX_FRAME_DEAD_LETTERS,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_connections_per_peer: int | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> None:
     """Serve the Forward protocol until `stop` is set, then flush to Kafka."""
+    return_big_buffers()
     listen_port = settings.accumulator_port if port is None else port
     await retrying(
         lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
@@ -203,13 +264,19 @@ async def run_accumulator(
     )
     router = Router(settings, f"{socket.gethostname()}:{listen_port}")
     security = settings.forward_security
+    routing = FrameRouting(router, settings.topics.deadletter, max_frame_dead_letters)
     server = ForwardServer(
-        KafkaSink(router, publisher),
+        KafkaSink(routing, publisher),
         settings.accumulator_host,
         listen_port,
         max_frame_bytes=max_frame_bytes,
+        max_frame_entries=max_frame_entries,
         max_connections=max_connections,
+        max_connections_per_peer=max_connections_per_peer,
         idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+        write_timeout=write_timeout,
+        max_buffered_bytes=max_buffered_bytes,
         ssl=security.server_ssl_context(),
         shared_key=security.shared_key.reveal() if security.shared_key else None,
         hostname=security.hostname,
@@ -222,13 +289,19 @@ async def run_accumulator(
         raise ServiceError(f"accumulator cannot listen on {address}: {error.strerror}") from None
     log.info(
         "accumulator listening on %s:%d, publishing to %s "
-        "(frames up to %d bytes, %d connections, idle timeout %g s; %s)",
+        "(frames up to %d bytes and %d entries, %d connections, %d per peer, idle timeout "
+        "%g s, frame timeout %g s, write timeout %g s, %d bytes buffered; %s)",
         settings.accumulator_host,
         server.port,
         settings.bus_label,
         max_frame_bytes,
+        max_frame_entries,
         max_connections,
+        server.max_connections_per_peer,
         idle_timeout,
+        frame_timeout,
+        write_timeout,
+        max_buffered_bytes,
         security.describe(),
     )
     try:

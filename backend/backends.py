@@ -6,6 +6,8 @@ get the same pair from the same settings.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from backend.bus import Bus
 from backend.config import BUS_FILE, STORE_FILE, Settings
 from backend.store import Store
@@ -16,10 +18,13 @@ def open_bus(settings: Settings) -> Bus:
         from backend.bus.kafka import KafkaBus
 
         return KafkaBus(settings.kafka, settings.partitions, settings.kafka_security)
-    from backend.bus.embedded import EmbeddedBus
+    from backend.bus.embedded import DEFAULT_RETENTION, EmbeddedBus
 
     settings.embedded.mkdir(parents=True, exist_ok=True)
-    return EmbeddedBus(settings.embedded / BUS_FILE, settings.partitions)
+    retention = DEFAULT_RETENTION
+    if settings.bus_max_bytes is not None:
+        retention = replace(retention, max_bytes=settings.bus_max_bytes)
+    return EmbeddedBus(settings.embedded / BUS_FILE, settings.partitions, retention)
 
 
 def open_store(settings: Settings) -> Store:

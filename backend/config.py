@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from backend.bus.base import POLL_BYTES
 from backend.security import ElasticsearchAuth, ForwardSecurity, KafkaSecurity
 
 DEFAULT_NAMESPACE = "logdeck"
@@ -31,6 +32,22 @@ def default_data_dir() -> Path:
     """Where the embedded bus and store keep their files: the XDG data folder."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "logdeck"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_s(text: str) -> float:
+    """`90`, `90s`, `15m`, `2h` or `1d` in seconds: how a span is written in a variable."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], 0)
+    try:
+        seconds = float(value[:-1] if unit else value) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a span of time (e.g. 90s, 15m, 2h, 1d)") from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{text!r} is not a span of time (e.g. 90s, 15m, 2h, 1d)")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +125,18 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     partitions: int = 6
     retention_days: int = 7
+    max_skew_s: float = 86_400.0
+    """How far ahead of the accumulator's clock a timestamp may be; later ones are
+    dead-lettered, as are those before the oldest day the retention keeps."""
     accumulator_host: str = DEFAULT_ACCUMULATOR_HOST
     accumulator_port: int = DEFAULT_ACCUMULATOR_PORT
     embedded: Path | None = None
     """The data folder of the embedded bus and store; None: Kafka and Elasticsearch."""
+    poll_bytes: int = POLL_BYTES
+    """The most a consumer (indexer, alerter, monitor) takes from the bus in one poll."""
+    bus_max_bytes: int | None = None
+    """The embedded bus's hard cap per topic, beyond which retention deletes records a
+    group has not read (loudly); None: the bus's default (`Retention.max_bytes`)."""
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     elasticsearch_auth: ElasticsearchAuth = field(default_factory=ElasticsearchAuth)
     forward_security: ForwardSecurity = field(default_factory=ForwardSecurity)
@@ -132,7 +157,12 @@ class Settings:
             namespace=env.get("LOGDECK_NAMESPACE", DEFAULT_NAMESPACE),
             partitions=int(env.get("LOGDECK_PARTITIONS", "6")),
             retention_days=int(env.get("LOGDECK_RETENTION_DAYS", "7")),
+            max_skew_s=duration_s(env.get("LOGDECK_MAX_SKEW", "1d")),
             embedded=Path(env["LOGDECK_EMBEDDED"]) if env.get("LOGDECK_EMBEDDED") else None,
+            poll_bytes=int(env.get("LOGDECK_POLL_BYTES", str(POLL_BYTES))),
+            bus_max_bytes=int(env["LOGDECK_BUS_MAX_BYTES"])
+            if env.get("LOGDECK_BUS_MAX_BYTES")
+            else None,
             kafka_security=KafkaSecurity.from_env(env),
             elasticsearch_auth=ElasticsearchAuth.from_env(env),
             forward_security=ForwardSecurity.from_env(env),

@@ -31,6 +31,7 @@ from backend.schemas import (
 )
 from backend.store import BulkOutcome, Snapshot, Store, StoreUnavailable
 from backend.store.base import StoredLog
+from backend.window import TimeWindow
 
 log = logging.getLogger("logdeck.indexer")
 
@@ -62,13 +63,16 @@ class Indexer:
         self._store = store
         self._subscription = subscription
         self._dead = dead
+        self._window = TimeWindow.of(settings)
         self.stats = IndexerStats()
 
     async def consume(self) -> None:
         """Index batch after batch, forever; cancel to stop (uncommitted work is replayed)."""
         reported = time.monotonic()
         while True:
-            batch = await self._subscription.poll(BATCH_RECORDS, timeout_ms=500)
+            batch = await self._subscription.poll(
+                BATCH_RECORDS, timeout_ms=500, max_bytes=self._settings.poll_bytes
+            )
             if batch:
                 await self.process(batch)
                 await retrying(
@@ -88,11 +92,16 @@ class Indexer:
         snapshots: list[Snapshot] = []
         raw_of: dict[str, Incoming] = {}
         dead: list[Outgoing] = []
+        now = datetime.now(UTC)
         for record in batch:
             try:
                 if record.topic == topics.logs:
                     entry = decode_as(record.value, Log)
                     ingested = record.header("ingested_at")
+                    refused = self._window.refusal(entry.timestamp, _judged_at(ingested, now))
+                    if refused is not None:
+                        dead.append(self._dead_letter(record, refused))
+                        continue
                     logs.append(StoredLog(entry, ingested.decode() if ingested else None))
                     raw_of[entry.log_id] = record
                 elif record.topic == topics.alerts:
@@ -146,6 +155,16 @@ class Indexer:
                 if dropped:
                     log.info("retention: deleted %s", ", ".join(dropped))
             await asyncio.sleep(_RETENTION_EVERY_S)
+
+
+def _judged_at(ingested_at: bytes | None, now: datetime) -> datetime:
+    """The later of now and the accumulator's clock at arrival (the `ingested_at` header), so
+    what the accumulator judged inside the window is inside here too, whatever the clocks."""
+    try:
+        arrived = datetime.fromisoformat(ingested_at.decode()) if ingested_at else now
+    except (ValueError, UnicodeDecodeError):
+        return now
+    return max(now, arrived) if arrived.tzinfo is not None else now
 
 
 async def run_indexer(settings: Settings, bus: Bus, store: Store, stop: asyncio.Event) -> None:

@@ -8,7 +8,8 @@ a reason a person can act on. msgspec does the work, so validation costs about a
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -41,24 +42,76 @@ class InvalidRecord(ValueError):
     """A record that does not fit its shape; the message is the reason."""
 
 
+_ISO_8601: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
+)
+"""The forms both stores read (Elasticsearch's `strict_date_optional_time`); Python reads
+more (a space for the T, week dates, ten fraction digits) that Elasticsearch refuses."""
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+"""Timestamps from EARLIEST up to (not including) LATEST: the embedded store orders logs by
+epoch milliseconds from 1970 and up to 2108, Elasticsearch holds more."""
+_MAX_OFFSET: Final = timedelta(hours=18)
+"""The largest UTC offset Elasticsearch reads (Java's ZoneOffset)."""
+MAX_NAME_BYTES: Final = 512
+"""Longest id or name in UTF-8 bytes: Elasticsearch refuses a longer document id (log_id,
+and node_id in the registry) and keyword terms past 32,766 bytes."""
+MAX_RECORD_BYTES: Final = 1_000_000
+"""Largest message as JSON: Kafka refuses a record batch over 1 MiB (`message.max.bytes`,
+by default), and the accumulator would resend the record forever, acknowledging nothing."""
+FLOAT32_MAX: Final = 3.4028234663852886e38
+"""Timings are Elasticsearch floats: a larger number (or NaN, or infinity) is refused there,
+and JSON has no NaN or infinity at all (they were written as null)."""
+
+
 def _check_timestamp(value: str) -> None:
     try:
+        # The usual `2026-11-24T10:15:30.123Z` by its separators (half the regex's cost).
+        usual = len(value) == 24 and value[4:20:3] == "--T::." and value[23] == "Z"
+        if not usual and not _ISO_8601.fullmatch(value):
+            raise ValueError
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"timestamp {value!r} is not ISO 8601") from None
-    if parsed.tzinfo is None:
+    offset = parsed.utcoffset()
+    if offset is None:
         raise ValueError(f"timestamp {value!r} has no time zone (expected UTC, e.g. ...Z)")
+    if abs(offset) > _MAX_OFFSET:
+        raise ValueError(f"timestamp {value!r} has an offset beyond ±18:00")
+    # The year first: comparing year 1 or 9999 with an offset overflows.
+    if not (EARLIEST.year - 1 <= parsed.year <= LATEST.year and EARLIEST <= parsed < LATEST):
+        raise ValueError(f"timestamp {value!r} is outside 1970-2099 (UTC), the years stored")
 
 
 def _check_required_text(**fields: str) -> None:
     for name, value in fields.items():
         if not value:
             raise ValueError(f"`{name}` must not be empty")
+        if len(value) > MAX_NAME_BYTES // 4:  # shorter ones fit whatever their characters
+            _check_name_size(name, value)
+
+
+def _check_name_size(name: str, value: str) -> None:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"`{name}` is {size} bytes; at most {MAX_NAME_BYTES} are stored")
+
+
+def _check_timings(**fields: float | None) -> None:
+    for name, value in fields.items():
+        if value is not None and not abs(value) <= FLOAT32_MAX:  # false for NaN too
+            raise ValueError(
+                f"`{name}` must be a finite number within ±{FLOAT32_MAX:.1e}, got {value!r}"
+            )
 
 
 class ErrorDetails(msgspec.Struct, frozen=True, gc=False):
     error_code: str
     error_message: str
+
+    def __post_init__(self) -> None:
+        _check_name_size("error_code", self.error_code)
 
 
 class Registration(msgspec.Struct, frozen=True, tag_field="message_type", tag="REGISTRATION"):
@@ -104,6 +157,10 @@ class Log(
             log_id=self.log_id, node_id=self.node_id, service_name=self.service_name
         )
         _check_timestamp(self.timestamp)
+        if self.response_time_ms is not None or self.threshold_limit_ms is not None:
+            _check_timings(
+                response_time_ms=self.response_time_ms, threshold_limit_ms=self.threshold_limit_ms
+            )
         if self.log_level is Level.WARN and (
             self.response_time_ms is None or self.threshold_limit_ms is None
         ):

@@ -51,7 +51,12 @@ class Service:
     """
 
     def __init__(
-        self, name: str, args: Sequence[str], log_path: Path, profile: Path | None = None
+        self,
+        name: str,
+        args: Sequence[str],
+        log_path: Path,
+        profile: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.log_path = log_path
@@ -62,7 +67,7 @@ class Service:
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
 
     def __enter__(self) -> Service:
@@ -73,11 +78,22 @@ class Service:
         if isinstance(error, BenchError):
             raise BenchError(f"{error}\nlast lines of the {self.name}:\n{self.tail()}") from None
 
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
     def cpu_seconds(self) -> float:
         """User plus system CPU time used so far (fields 14 and 15 of /proc/<pid>/stat)."""
         stat = Path(f"/proc/{self._popen.pid}/stat").read_text()
         fields = stat.rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def peak_rss_bytes(self) -> int:
+        """The most memory the process has held resident so far (VmHWM of /proc/<pid>/status)."""
+        for line in Path(f"/proc/{self._popen.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise BenchError(f"no VmHWM for the {self.name}")
 
     def check_running(self) -> None:
         code = self._popen.poll()

@@ -217,6 +217,27 @@ def _volume(data: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _backlog(data: dict[str, Any]) -> list[Row]:
+    """The indexer's peak memory on the backlog of large logs, beside the same count of
+    small ones, with the poll's byte budget and without it."""
+    runs = data["runs"]
+    small = {run["backend"]: run["peak_rss_mib"] for run in runs if run["message_bytes"] < 1024}
+    megabytes = data["message_bytes"] / (1024 * 1024)
+    return [
+        Row(
+            "backlog",
+            f"indexer peak RSS, {run['backend']}, {data['logs']} x {megabytes:g} MB logs"
+            + ("" if run["poll_bytes"] == data["default_poll_bytes"] else ", no byte budget"),
+            run["peak_rss_mib"],
+            "MiB",
+            small[run["backend"]],
+            f"{data['logs']} small logs",
+        )
+        for run in runs
+        if run["message_bytes"] >= 1024
+    ]
+
+
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
     "alerts": _alerts,
@@ -226,6 +247,7 @@ READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "embedded": _embedded,
     "latency": _latency,
     "volume": _volume,
+    "backlog": _backlog,
 }
 
 

@@ -73,8 +73,14 @@ def _accumulator(args: argparse.Namespace) -> int:
             open_bus(settings),
             stop,
             max_frame_bytes=args.max_frame_bytes,
+            max_frame_entries=args.max_frame_entries,
+            max_frame_dead_letters=args.max_frame_dead_letters,
             max_connections=args.max_connections,
+            max_connections_per_peer=args.max_connections_per_peer,
             idle_timeout=args.idle_timeout,
+            frame_timeout=args.frame_timeout,
+            write_timeout=args.write_timeout,
+            max_buffered_bytes=args.max_buffered_bytes,
         )
     )
 
@@ -308,8 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     accumulator.add_argument("--host", help="listen address (127.0.0.1)")
     accumulator.add_argument("--port", type=int, help="listen port (24224)")
-    from backend.forward.protocol import DEFAULT_MAX_FRAME_BYTES
-    from backend.forward.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+    from backend.forward.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_ENTRIES
+    from backend.forward.server import (
+        DEFAULT_FRAME_TIMEOUT,
+        DEFAULT_IDLE_TIMEOUT,
+        DEFAULT_MAX_BUFFERED_BYTES,
+        DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_WRITE_TIMEOUT,
+    )
+    from backend.frame_routing import DEFAULT_MAX_FRAME_DEAD_LETTERS
 
     limits = accumulator.add_argument_group("limits (each logged when hit)")
     limits.add_argument(
@@ -333,6 +346,58 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="S",
         help="close a connection silent for S seconds with no ack pending (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-frame-entries",
+        type=_positive(int),
+        default=DEFAULT_MAX_FRAME_ENTRIES,
+        metavar="N",
+        help="events one frame may carry; packed entries past it are dead-lettered as one, "
+        "a longer array closes its connection (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-frame-dead-letters",
+        type=_positive(int),
+        default=DEFAULT_MAX_FRAME_DEAD_LETTERS,
+        metavar="N",
+        help="dead letters one frame may make; the rest are counted in one more (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections-per-peer",
+        type=_positive(int),
+        metavar="N",
+        help="open connections from one address; past it new ones are closed at once "
+        "(half of --max-connections)",
+    )
+    limits.add_argument(
+        "--frame-timeout",
+        type=_positive(float),
+        default=DEFAULT_FRAME_TIMEOUT,
+        metavar="S",
+        help="close a connection that has not finished a frame S seconds after it began "
+        "(%(default)s)",
+    )
+    limits.add_argument(
+        "--write-timeout",
+        type=_positive(float),
+        default=DEFAULT_WRITE_TIMEOUT,
+        metavar="S",
+        help="close a connection that has not taken its acks within S seconds (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-buffered-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_BUFFERED_BYTES,
+        metavar="N",
+        help="bytes all connections may hold read and not yet acknowledged; past it they "
+        "stop reading until some are (%(default)s)",
+    )
+    limits.add_argument(
+        "--retention-days",
+        type=_positive(int),
+        metavar="D",
+        help="dead-letter logs dated before the oldest day the store keeps "
+        "(LOGDECK_RETENTION_DAYS, 7) or more than LOGDECK_MAX_SKEW (1d) ahead",
     )
     _add_connection_flags(accumulator)
     accumulator.set_defaults(handler=_accumulator)

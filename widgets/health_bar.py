@@ -1,5 +1,5 @@
-"""The header: reachability of Kafka and Elasticsearch, dead letters waiting for a replay,
-and the live logs/s sparkline.
+"""The header: reachability of Kafka and Elasticsearch, records the bus dropped unread, dead
+letters waiting for a replay, and the live logs/s sparkline.
 
 All read reactive state the app keeps (`health`, `feed_states`, `dead_letters`,
 `rate_series`), so every screen's header shows the same thing without being told. A
@@ -32,6 +32,8 @@ def service_markup(health: ServiceHealth) -> str:
 class HealthBar(Horizontal):
     """One line: title, each backing service's state, pending dead letters, logs per second.
 
+    Records a service's retention deleted before every consumer group had read them show
+    only when there are some: `⚠ 1.0k lost`, for good, since they never reach the store.
     The dead letters show only when there are some: `✉ 12 dead`, and `letters` after it
     where the width allows (the app's stylesheet hides the word under 120 columns).
     """
@@ -48,6 +50,8 @@ class HealthBar(Horizontal):
         }
         #dead { padding: 0 0 0 1; }
         &.-dead #dead, &.-dead #dead-word { display: block; }
+        #lost { display: none; width: auto; padding: 0 0 0 1; color: $text-error; }
+        &.-lost #lost { display: block; text-style: bold; }
         #rate-spark { width: 16; margin: 0 1; }
         #rate { width: auto; min-width: 9; padding: 0 1 0 0; text-align: right; }
     }
@@ -60,6 +64,7 @@ class HealthBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(self._title, id="brand")
         yield Static("connecting…", id="services")
+        yield Static("", id="lost")
         yield Static("", id="dead")
         yield Static(" letters", id="dead-word")
         yield Bars(id="rate-spark")
@@ -76,6 +81,18 @@ class HealthBar(Horizontal):
         self.query_one("#services", Static).tooltip = "\n".join(
             f"{item.name}: {item.detail}" for item in health if item.detail
         )
+        lost = [item for item in health if item.dropped_unread]
+        self.set_class(bool(lost), "-lost")
+        if lost:
+            count = sum(item.dropped_unread for item in lost)
+            shown = self.query_one("#lost", Static)
+            shown.update(f"⚠ {compact_count(count)} lost")
+            shown.tooltip = "\n".join(
+                f"{item.name}: {item.dropped_unread} records deleted by its retention's hard"
+                " cap before every consumer group had read them (its log names the topic,"
+                " partition and groups)"
+                for item in lost
+            )
 
     def _show_dead_letters(self, count: int | None) -> None:
         self.set_class(bool(count), "-dead")

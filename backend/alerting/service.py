@@ -268,7 +268,9 @@ async def _run(
         log.info("%s consuming %s as group %s", identity, ", ".join(stage.topics), group)
         owned: frozenset[Lane] = frozenset()
         while True:
-            batch = await subscription.poll(BATCH_RECORDS, timeout_ms=_POLL_MS)
+            batch = await subscription.poll(
+                BATCH_RECORDS, timeout_ms=_POLL_MS, max_bytes=settings.poll_bytes
+            )
             if subscription.assignment() != owned:
                 owned = subscription.assignment()
                 log.info("%s owns %d partitions: %s", identity, len(owned), _lanes(owned))

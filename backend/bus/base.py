@@ -15,6 +15,10 @@ Headers = tuple[tuple[str, bytes], ...]
 Lane = tuple[str, int]
 """A topic and one of its partitions."""
 
+POLL_BYTES = 32 * 1024 * 1024
+"""What one poll returns at most by default: memory follows bytes, not records, and a
+backlog of 10 MB records must not come in one batch of thousands."""
+
 
 class BusUnavailable(Exception):
     """The broker cannot be reached or refused the request; worth retrying later."""
@@ -48,6 +52,13 @@ class Incoming:
                 return value
         return None
 
+    def size(self) -> int:
+        """The bytes of key, value and headers: what a poll's byte budget counts."""
+        size = len(self.value) + (len(self.key) if self.key is not None else 0)
+        for name, value in self.headers:
+            size += len(name) + len(value)
+        return size
+
 
 Delivery = Awaitable[None]
 
@@ -70,8 +81,13 @@ class Subscription(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
+    async def poll(
+        self, max_records: int, timeout_ms: int, max_bytes: int = POLL_BYTES
+    ) -> list[Incoming]:
         """The next records, in order within each partition; empty after `timeout_ms`.
+
+        At most `max_records`, and no more than `max_bytes` (by `Incoming.size`) unless
+        the first record alone is larger: then that record comes on its own.
 
         A group moves partitions between members only inside `poll`: the batch it returns
         is this member's to finish (write, commit) before it polls again, and a member
@@ -127,6 +143,13 @@ class Bus(Protocol):
 
     async def snapshot(self, topic: str) -> list[Incoming]:
         """Every record the topic holds now (for a compacted topic: the state to start from)."""
+
+    async def dropped_unread(self) -> int | None:
+        """Records retention deleted before every group reading them had committed them.
+
+        None where the broker does not tell: Kafka's retention is the broker's own, set per
+        topic (`retention.ms`, `retention.bytes`), and ignores consumer groups.
+        """
 
     def publisher(self) -> Publisher: ...
 

@@ -8,6 +8,8 @@ readers never wait for the writer. The file holds what a Kafka cluster would:
   contiguous rowid range and reading on from an offset is a range scan of the table.
 - `latest`: for compacted topics, the offset of each key's latest record; writing a key
   deletes the record it replaces (an empty value, a tombstone, stays as the latest).
+- `losses`: per partition, the records retention's hard cap deleted before every group
+  that reads the topic had committed them (see `Retention`).
 - `groups`, `members`, `owners`, `offsets`: consumer groups, below.
 - `producers`: the epoch of each transactional id, for fencing.
 
@@ -35,7 +37,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,6 +48,7 @@ from typing import Literal, TypeVar
 import msgpack
 
 from backend.bus.base import (
+    POLL_BYTES,
     BusUnavailable,
     Delivery,
     Headers,
@@ -60,6 +64,8 @@ log = logging.getLogger("logdeck.bus")
 
 T = TypeVar("T")
 
+_Row = tuple[int, int, bytes | None, bytes | None, bytes]
+"""A record as the file holds it: rowid, ts, key, packed headers, value."""
 _SHIFT = 40
 _MASK = (1 << _SHIFT) - 1
 _CHECK_EVERY_S = 0.025
@@ -78,7 +84,8 @@ _SCHEMA = (
         name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, compacted INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS lanes (
         id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
-        next_offset INTEGER NOT NULL, UNIQUE (topic, partition))""",
+        next_offset INTEGER NOT NULL, bytes INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (topic, partition))""",
     """CREATE TABLE IF NOT EXISTS records (
         ts INTEGER NOT NULL, key BLOB, headers BLOB, value BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS latest (
@@ -95,7 +102,12 @@ _SCHEMA = (
         grp TEXT NOT NULL, lane INTEGER NOT NULL, offset INTEGER NOT NULL,
         PRIMARY KEY (grp, lane)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS producers (id TEXT PRIMARY KEY, epoch INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS losses (
+        lane INTEGER PRIMARY KEY, records INTEGER NOT NULL, at REAL NOT NULL)""",
 )
+_SIZE = "length(value) + ifnull(length(key), 0) + ifnull(length(headers), 0)"
+"""The bytes a record takes, as `lanes.bytes` counts them (SQLite reads a blob's length
+without its content)."""
 
 _SELECT_RECORDS = (
     "SELECT rowid, ts, key, headers, value FROM records"
@@ -113,13 +125,34 @@ _PUT_OFFSET = (
 
 @dataclass(frozen=True, slots=True)
 class Retention:
-    """How much each topic that is not compacted keeps; None: no limit of that kind."""
+    """How much each topic that is not compacted keeps; None: no limit of that kind.
+
+    The age and record limits are soft: they never delete a record that a known group
+    (one that has committed an offset on the topic) has not committed, since the
+    accumulator acknowledged it and the group still owes it to the store. Only the hard cap
+    `max_bytes` does, so a group stopped for good cannot fill the disk; each time it
+    does, a WARNING names the partition, the records and the groups, and `losses` counts
+    them for every process and the console.
+    """
 
     max_age_s: float | None = 24 * 3600.0
     max_records: int | None = 2_000_000
     """Per topic, shared evenly between its partitions."""
+    max_bytes: int | None = 8 * 1024**3
+    """The hard cap per topic (keys, values, headers), shared evenly between its partitions."""
     every_s: float = 30.0
     """How often each running publisher applies it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Trimmed:
+    """One retention step on a partition: the records deleted, and those no group had."""
+
+    deleted: int = 0
+    unread: dict[str, int] = field(default_factory=dict)
+    """Of the deleted, per known group, the records it had not committed (the hard cap)."""
+    lost: int = 0
+    """The records deleted that some known group had not committed."""
 
 
 DEFAULT_RETENTION = Retention()
@@ -211,18 +244,37 @@ class EmbeddedBus:
         for topic in topics:
             if topic.compacted:
                 continue
-            keep = None
+            keep = cap = None
             if retention.max_records is not None:
                 keep = -(-retention.max_records // len(topic.lanes))
-            for lane in topic.lanes:
+            if retention.max_bytes is not None:
+                cap = retention.max_bytes // len(topic.lanes)
+            for partition, lane in enumerate(topic.lanes):
+                lost = 0
+                unread: Counter[str] = Counter()
                 while True:
                     trimmed = await self._worker.run(
-                        partial(_trim_lane, lane=lane, keep=keep, cutoff_ms=cutoff_ms)
+                        partial(
+                            _trim_lane,
+                            lane=lane,
+                            siblings=topic.lanes,
+                            keep=keep,
+                            cutoff_ms=cutoff_ms,
+                            cap_bytes=cap,
+                        )
                     )
-                    deleted += trimmed
-                    if trimmed < _RETENTION_CHUNK:
+                    deleted += trimmed.deleted
+                    lost += trimmed.lost
+                    unread.update(trimmed.unread)
+                    if trimmed.deleted < _RETENTION_CHUNK:
                         break
+                if lost:
+                    _warn_lost(topic.name, partition, cap, lost, unread)
         return deleted
+
+    async def dropped_unread(self) -> int:
+        """Records retention's hard cap deleted before every known group had committed them."""
+        return await self._worker.run(_losses_job)
 
     # What follows runs on the worker thread.
 
@@ -293,7 +345,7 @@ class EmbeddedBus:
 
     def _incoming(
         self,
-        rows: list[tuple[int, int, bytes | None, bytes | None, bytes]],
+        rows: list[_Row],
         topic: str,
         partition: int,
         into: list[Incoming],
@@ -369,8 +421,9 @@ class EmbeddedBus:
             )
         )
         before = dict(ends)
+        added = dict.fromkeys(ends, 0)
         now_ms = int(time.time() * 1000)
-        rows: list[tuple[int, int, bytes | None, bytes | None, bytes]] = []
+        rows: list[_Row] = []
         append = rows.append
         keyed: list[tuple[int, int, bytes]] = []
         hashed = self._hash
@@ -380,6 +433,7 @@ class EmbeddedBus:
         compacted = False
         last_headers: Headers | None = None
         packed: bytes | None = None
+        packed_size = 0
         for batch in batches:
             for record in batch:
                 if record.topic != last_topic:
@@ -394,7 +448,11 @@ class EmbeddedBus:
                 if record.headers is not last_headers:
                     last_headers = record.headers
                     packed = pack(last_headers)
+                    packed_size = len(packed) if packed is not None else 0
                 append((lane << _SHIFT | offset, now_ms, key, packed, record.value))
+                added[lane] += (
+                    len(record.value) + (len(key) if key is not None else 0) + packed_size
+                )
                 if compacted and key is not None:
                     keyed.append((lane, offset, key))
         conn.executemany(
@@ -405,15 +463,19 @@ class EmbeddedBus:
                 "SELECT offset FROM latest WHERE lane = ? AND key = ?", (lane, key)
             ).fetchone()
             if previous is not None:
-                conn.execute("DELETE FROM records WHERE rowid = ?", (lane << _SHIFT | previous[0],))
+                for (size,) in conn.execute(
+                    f"DELETE FROM records WHERE rowid = ? RETURNING {_SIZE}",
+                    (lane << _SHIFT | previous[0],),
+                ):
+                    added[lane] -= size
             conn.execute(
                 "INSERT INTO latest (lane, key, offset) VALUES (?, ?, ?)"
                 " ON CONFLICT (lane, key) DO UPDATE SET offset = excluded.offset",
                 (lane, key, offset),
             )
         conn.executemany(
-            "UPDATE lanes SET next_offset = ? WHERE id = ?",
-            [(end, lane) for lane, end in ends.items() if end != before[lane]],
+            "UPDATE lanes SET next_offset = ?, bytes = bytes + ? WHERE id = ?",
+            [(end, added[lane], lane) for lane, end in ends.items() if end != before[lane]],
         )
 
     def _pack_headers(self, headers: Headers) -> bytes | None:
@@ -579,7 +641,9 @@ class EmbeddedSubscription:
         self._committed = {}
         self._read_through = {}
 
-    async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
+    async def poll(
+        self, max_records: int, timeout_ms: int, max_bytes: int = POLL_BYTES
+    ) -> list[Incoming]:
         if not self._started:
             raise RuntimeError("subscription used before start()")
         loop = asyncio.get_running_loop()
@@ -587,7 +651,7 @@ class EmbeddedSubscription:
         signal = self._bus._signal
         while True:
             seen = signal.count
-            records = await self._fetch(max(0, max_records))
+            records = await self._fetch(max(0, max_records), max_bytes)
             if records:
                 return records
             left = deadline - loop.time()
@@ -623,13 +687,13 @@ class EmbeddedSubscription:
         known = self._bus._topics.get(topic)
         return None if known is None else len(known.lanes)
 
-    async def _fetch(self, budget: int) -> list[Incoming]:
+    async def _fetch(self, budget: int, max_bytes: int) -> list[Incoming]:
         sync = self._group is not None and (
             self._resync or time.time() - self._renewed >= self._bus.session_s / 4
         )
         self._rotation += 1
         fetched = await self._bus._worker.run(
-            partial(self._fetch_job, dict(self._positions), budget, sync, self._rotation)
+            partial(self._fetch_job, dict(self._positions), budget, max_bytes, sync, self._rotation)
         )
         self._positions = fetched.positions
         self._read_through = fetched.read_through
@@ -658,6 +722,7 @@ class EmbeddedSubscription:
         self,
         positions: dict[int, int],
         budget: int,
+        bytes_left: int,
         sync: bool,
         rotation: int,
         conn: sqlite3.Connection,
@@ -706,14 +771,20 @@ class EmbeddedSubscription:
             for lane in lanes[first:] + lanes[:first]:
                 position = positions[lane]
                 end = ends.get(lane, position)
-                if position < end and budget > 0:
-                    rows = conn.execute(
-                        _SELECT_RECORDS, (lane << _SHIFT | position, lane << _SHIFT | end, budget)
-                    ).fetchall()
+                if position < end and budget > 0 and bytes_left > 0:
+                    with contextlib.closing(
+                        conn.execute(
+                            _SELECT_RECORDS,
+                            (lane << _SHIFT | position, lane << _SHIFT | end, budget),
+                        )
+                    ) as cursor:
+                        rows, bytes_left = _within(cursor, bytes_left, first=not records)
                     name, partition = bus._lane_names[lane]
                     bus._incoming(rows, name, partition, records)
-                    # Fewer than asked: all to the end is read (what is missing was deleted).
-                    position = end if len(rows) < budget else (rows[-1][0] & _MASK) + 1
+                    if rows:
+                        position = (rows[-1][0] & _MASK) + 1
+                    if len(rows) < budget and bytes_left > 0:
+                        position = end  # all to the end is read (what is missing was deleted)
                     positions[lane] = position
                     budget -= len(rows)
                 if position >= end:
@@ -870,6 +941,22 @@ class EmbeddedTransactionalPublisher:
             return int(row[0])
 
 
+def _within(rows: Iterable[_Row], bytes_left: int, *, first: bool) -> tuple[list[_Row], int]:
+    """The rows that fit in `bytes_left`, and the bytes left after them (0: the budget is
+    spent). Rows are read one by one, so one that does not fit is the only one too many in
+    memory; the `first` row of a poll is taken whatever its size."""
+    taken: list[_Row] = []
+    for row in rows:
+        _, _, key, headers, value = row
+        size = len(value) + (len(key) if key is not None else 0)
+        size += len(headers) if headers is not None else 0
+        if size > bytes_left and (taken or not first):
+            return taken, 0
+        taken.append(row)
+        bytes_left -= size
+    return taken, max(bytes_left, 0)
+
+
 def _range_assignment(
     members: list[tuple[str, list[str]]], me: str, topics: dict[str, _Topic]
 ) -> set[int]:
@@ -887,9 +974,19 @@ def _range_assignment(
 
 
 def _trim_lane(
-    conn: sqlite3.Connection, *, lane: int, keep: int | None, cutoff_ms: int | None
-) -> int:
-    """Delete up to `_RETENTION_CHUNK` of the lane's oldest records beyond the retention."""
+    conn: sqlite3.Connection,
+    *,
+    lane: int,
+    siblings: tuple[int, ...],
+    keep: int | None,
+    cutoff_ms: int | None,
+    cap_bytes: int | None,
+) -> _Trimmed:
+    """Delete up to `_RETENTION_CHUNK` of the lane's oldest records beyond the retention.
+
+    The soft limits stop at the lowest offset committed by a group known on the topic
+    (`siblings`: the lanes of the lane's topic); the hard cap goes past it.
+    """
     low, high = lane << _SHIFT, (lane + 1) << _SHIFT
     with _transaction(conn, write=True):
         row = conn.execute(
@@ -897,28 +994,125 @@ def _trim_lane(
             (low, high),
         ).fetchone()
         if row is None:
-            return 0
+            return _Trimmed()
         first = row[0] & _MASK
         limit = first + _RETENTION_CHUNK
-        cut = first
-        if keep is not None:
-            end = _ends(conn, [lane])[lane]
-            cut = max(cut, min(limit, end - keep))
-        if cutoff_ms is not None and cut < limit:
-            # Timestamps grow along a partition: the old records are its first ones.
-            for rowid, ts in conn.execute(
-                "SELECT rowid, ts FROM records WHERE rowid >= ? AND rowid < ?"
-                " ORDER BY rowid LIMIT ?",
-                (low | cut, high, limit - cut),
-            ):
-                if ts >= cutoff_ms:
-                    break
-                cut = (rowid & _MASK) + 1
+        end, size = conn.execute(
+            "SELECT next_offset, bytes FROM lanes WHERE id = ?", (lane,)
+        ).fetchone()
+        committed = _committed_on(conn, lane, siblings)
+        cut = _soft_cut(conn, lane, first, limit, end, keep, cutoff_ms)
+        if committed:
+            cut = min(cut, max(first, min(committed.values())))
+        if cap_bytes is not None and size > cap_bytes:
+            cut = max(cut, _hard_cut(conn, lane, first, limit, size - cap_bytes))
         if cut <= first:
-            return 0
-        return conn.execute(
-            "DELETE FROM records WHERE rowid >= ? AND rowid < ?", (low, low | cut)
-        ).rowcount
+            return _Trimmed()
+        deleted = freed = 0
+        for (bytes_,) in conn.execute(
+            f"DELETE FROM records WHERE rowid >= ? AND rowid < ? RETURNING {_SIZE}",
+            (low, low | cut),
+        ):
+            deleted += 1
+            freed += bytes_
+        conn.execute("UPDATE lanes SET bytes = bytes - ? WHERE id = ?", (freed, lane))
+        unread = {
+            group: cut - max(first, offset) for group, offset in committed.items() if offset < cut
+        }
+        lost = max(unread.values(), default=0)
+        if lost:
+            conn.execute(
+                "INSERT INTO losses (lane, records, at) VALUES (?, ?, ?) ON CONFLICT (lane)"
+                " DO UPDATE SET records = records + excluded.records, at = excluded.at",
+                (lane, lost, time.time()),
+            )
+        return _Trimmed(deleted, unread, lost)
+
+
+def _soft_cut(
+    conn: sqlite3.Connection,
+    lane: int,
+    first: int,
+    limit: int,
+    end: int,
+    keep: int | None,
+    cutoff_ms: int | None,
+) -> int:
+    """Where the age and record limits would cut the lane, at most `limit`."""
+    low, high = lane << _SHIFT, (lane + 1) << _SHIFT
+    cut = first
+    if keep is not None:
+        cut = max(cut, min(limit, end - keep))
+    if cutoff_ms is not None and cut < limit:
+        # Timestamps grow along a partition: the old records are its first ones.
+        for rowid, ts in conn.execute(
+            "SELECT rowid, ts FROM records WHERE rowid >= ? AND rowid < ? ORDER BY rowid LIMIT ?",
+            (low | cut, high, limit - cut),
+        ):
+            if ts >= cutoff_ms:
+                break
+            cut = (rowid & _MASK) + 1
+    return cut
+
+
+def _hard_cut(conn: sqlite3.Connection, lane: int, first: int, limit: int, excess: int) -> int:
+    """Where the lane is cut to free `excess` bytes from its start, at most `limit`."""
+    low, high = lane << _SHIFT, (lane + 1) << _SHIFT
+    cut = first
+    for rowid, size in conn.execute(
+        f"SELECT rowid, {_SIZE} FROM records WHERE rowid >= ? AND rowid < ? ORDER BY rowid LIMIT ?",
+        (low | first, high, limit - first),
+    ):
+        if excess <= 0:
+            break
+        excess -= size
+        cut = (rowid & _MASK) + 1
+    return cut
+
+
+def _committed_on(conn: sqlite3.Connection, lane: int, siblings: tuple[int, ...]) -> dict[str, int]:
+    """Each group known on the topic, with its committed offset on `lane` (0 if none yet)."""
+    committed: dict[str, int] = {}
+    for group, at, offset in conn.execute(
+        f"SELECT grp, lane, offset FROM offsets WHERE lane IN ({_marks(len(siblings))})",
+        siblings,
+    ):
+        committed.setdefault(group, 0)
+        if at == lane:
+            committed[group] = offset
+    return committed
+
+
+def _losses_job(conn: sqlite3.Connection) -> int:
+    (total,) = conn.execute("SELECT ifnull(sum(records), 0) FROM losses").fetchone()
+    return int(total)
+
+
+def _warn_lost(
+    topic: str, partition: int, cap_bytes: int | None, lost: int, unread: Counter[str]
+) -> None:
+    groups = ", ".join(f"{group} ({count})" for group, count in sorted(unread.items()))
+    log.warning(
+        "retention: %s partition %d is over its hard cap of %s bytes: deleted %d records"
+        " before every group had read them; records each group lost: %s",
+        topic,
+        partition,
+        cap_bytes,
+        lost,
+        groups,
+    )
+
+
+def _count_lane_bytes(conn: sqlite3.Connection) -> None:
+    """Give a file written before lanes counted their bytes its `lanes.bytes`, once."""
+    columns = {name for _, name, *_ in conn.execute("PRAGMA table_info(lanes)")}
+    if "bytes" in columns:
+        return
+    conn.execute("ALTER TABLE lanes ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        f"UPDATE lanes SET bytes = (SELECT ifnull(sum({_SIZE}), 0) FROM records"
+        f" WHERE rowid >= lanes.id << {_SHIFT} AND rowid < (lanes.id + 1) << {_SHIFT})"
+    )
 
 
 def _ends(conn: sqlite3.Connection, lanes: Sequence[int]) -> dict[int, int]:
@@ -1020,6 +1214,7 @@ class _Worker:
             with _transaction(conn, write=True):
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                _count_lane_bytes(conn)
         except BaseException:
             conn.close()
             raise

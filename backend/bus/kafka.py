@@ -26,6 +26,7 @@ from aiokafka.errors import (
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from backend.bus.base import (
+    POLL_BYTES,
     BusUnavailable,
     Delivery,
     Incoming,
@@ -255,24 +256,42 @@ class KafkaSubscription:
         self._handed_back.set()
         await self._consumer.stop()
 
-    async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
+    async def poll(
+        self, max_records: int, timeout_ms: int, max_bytes: int = POLL_BYTES
+    ) -> list[Incoming]:
         self._handed_back.set()
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         if batches:
             self._handed_back.clear()
-        return [
-            Incoming(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                headers=tuple(record.headers),
-                timestamp_ms=record.timestamp,
-            )
-            for records in batches.values()
-            for record in records
-        ]
+        return self._within(batches, max_bytes)
+
+    def _within(self, batches: dict[TopicPartition, list[Any]], max_bytes: int) -> list[Incoming]:
+        """The records of `batches` that fit in `max_bytes` (the first whatever its size).
+
+        The consumer is moved back to the first record of each partition left out, so the
+        next poll starts there; its fetch buffer holds at most `fetch_max_bytes` meanwhile.
+        """
+        taken: list[Incoming] = []
+        left = max_bytes
+        for partition, records in batches.items():
+            for record in records:
+                incoming = Incoming(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value,
+                    headers=tuple(record.headers),
+                    timestamp_ms=record.timestamp,
+                )
+                size = incoming.size()
+                if size > left and taken:
+                    self._consumer.seek(partition, record.offset)
+                    left = 0
+                    break
+                taken.append(incoming)
+                left -= size
+        return taken
 
     async def commit(self) -> None:
         if self._group is None:
@@ -443,6 +462,12 @@ class KafkaBus:
         self._options: ClientOptions = (security or KafkaSecurity()).client_options()
 
     async def ensure_topics(self, topics: Sequence[str], compacted: Sequence[str] = ()) -> None:
+        """Create the missing topics with no retention of logdeck's own.
+
+        The broker's retention applies (`log.retention.hours`, 7 days by default; no size
+        limit): it deletes whole old segments whether or not a group has read them, and a
+        group that fell that far behind goes on from the earliest record left.
+        """
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._options)
         try:
             await admin.start()
@@ -468,6 +493,10 @@ class KafkaBus:
 
     async def healthy(self) -> bool:
         return await asyncio.to_thread(kafka_ready, self._bootstrap)
+
+    async def dropped_unread(self) -> None:
+        """Not known: the broker deletes by its retention whatever the groups have read."""
+        return None
 
     async def snapshot(self, topic: str) -> list[Incoming]:
         subscription = KafkaSubscription(self._bootstrap, (), None, True, options=self._options)

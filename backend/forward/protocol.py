@@ -11,8 +11,12 @@ in_forward (Python's fluent-logger sends one from `emit_with_time(label, None, .
 `ForwardDecoder` turns bytes into `Frame`s and never raises on client input: what does
 not fit becomes a `Rejected` entry or a `StreamError` carrying its reason and raw bytes.
 `close` reports a frame the stream ended in the middle of. Only a broken msgpack stream
-(including msgpack Python cannot hold, such as a map keyed by an array) or a frame beyond
-`max_frame_bytes` is fatal to the connection, since nothing after it can be framed again.
+(including msgpack Python cannot hold, such as a map keyed by an array, or an array longer
+than `max_entries`) or a frame beyond `max_frame_bytes` is fatal to the connection, since
+nothing after it can be framed again. A frame's work is bounded by its bytes and by
+`max_entries`: packed entries past that many are not read but rejected as one, so a small
+gzip frame cannot turn into millions of events. A frame with a `chunk` option keeps it
+whatever is wrong inside, so the client is acknowledged once its dead letters are safe.
 Strings that are not UTF-8 are kept with `surrogateescape`, so `repack` gives the client's
 bytes back.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -29,6 +34,9 @@ import msgpack
 
 EVENT_TIME_EXT: Final = 0
 DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+DEFAULT_MAX_FRAME_ENTRIES: Final = 100_000
+_READ_SIZE: Final = 16 * 1024
+"""msgpack's first buffer per connection (its default is 1 MiB); it grows for big frames."""
 _EVENT_TIME: Final = struct.Struct(">II")
 
 
@@ -78,6 +86,8 @@ class Frame:
     entries: list[Entry] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     chunk: str | None = None
+    gzip: bytes | None = None
+    """Compressed entries not inflated yet (`feed(..., inflate=False)`): see `inflate`."""
 
 
 @dataclass(slots=True)
@@ -134,20 +144,41 @@ def repack(value: object) -> bytes:
 class ForwardDecoder:
     """Incremental decoder for one connection's byte stream."""
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+    def __init__(
+        self,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_entries: int = DEFAULT_MAX_FRAME_ENTRIES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock`: the time of arrival given to events sent with a nil time."""
         self._max_frame_bytes = max_frame_bytes
-        self._unpacker: msgpack.Unpacker | None = None  # made on the first bytes: ~40 KiB
+        self._max_entries = max_entries
+        self._clock = clock
+        # Made on the first bytes (about 60 KiB), dropped after a frame that made it grow.
+        self._unpacker: msgpack.Unpacker | None = None
+        self._fed = 0  # bytes the current unpacker was given
         self._pending = bytearray()
         self._base = 0
         self._broken = False
+        self.entries_capped = 0
+        """Frames whose entries went past `max_entries` (the rest was rejected as one)."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of a frame not complete yet."""
+        return len(self._pending)
 
     @property
     def broken(self) -> bool:
         """True once the stream could not be framed; the connection should close."""
         return self._broken
 
-    def feed(self, data: bytes) -> list[Frame | StreamError]:
-        """Frames completed by `data`, in order; a `StreamError` ends the stream."""
+    def feed(self, data: bytes, *, inflate: bool = True) -> list[Frame | StreamError]:
+        """Frames completed by `data`, in order; a `StreamError` ends the stream.
+
+        With `inflate=False` compressed entries stay in `Frame.gzip`, so the caller can
+        inflate them (`inflate`) where the work blocks nobody.
+        """
         out: list[Frame | StreamError] = []
         # In slices that fit the limit, so one read carrying many small frames is fine and
         # only a single frame larger than the limit breaks the stream.
@@ -164,9 +195,22 @@ class ForwardDecoder:
                     )
                 )
                 break
-            out += self._feed(view[:room])
+            out += self._feed(view[:room], inflate)
             view = view[room:]
         return out
+
+    def inflate(self, frame: Frame) -> Frame:
+        """`frame` with its compressed entries (if any) read into entries or rejections."""
+        if frame.gzip is None:
+            return frame
+        try:
+            data = _gunzip(frame.gzip, self._max_frame_bytes)
+        except ValueError as error:
+            frame.rejected.append(Rejected(str(error), frame.gzip))
+        else:
+            self._entries(frame, data)
+        frame.gzip = None
+        return frame
 
     def close(self) -> StreamError | None:
         """The end of the stream: a `StreamError` if it stopped in the middle of a frame."""
@@ -179,24 +223,28 @@ class ForwardDecoder:
             bytes(self._pending[:4096]),
         )
 
-    def _feed(self, data: memoryview) -> list[Frame | StreamError]:
+    def _feed(self, data: memoryview, inflate: bool) -> list[Frame | StreamError]:
         if self._unpacker is None:
             self._unpacker = msgpack.Unpacker(
                 raw=False,
                 unicode_errors="surrogateescape",
                 ext_hook=_ext_hook,
                 max_buffer_size=self._max_frame_bytes,
+                max_array_len=self._max_entries,
+                read_size=min(_READ_SIZE, self._max_frame_bytes),
                 strict_map_key=False,
             )
         unpacker = self._unpacker
         self._pending += data
+        self._fed += len(data)
         unpacker.feed(data)
         out: list[Frame | StreamError] = []
         start = self._base
         try:
             for obj in unpacker:
                 end = unpacker.tell()
-                out.append(self._frame(obj, start, end))
+                frame = self._frame(obj, start, end)
+                out.append(self.inflate(frame) if inflate else frame)
                 start = end
         except _UNPACK_ERRORS as error:
             self._broken = True
@@ -206,6 +254,10 @@ class ForwardDecoder:
             return out
         del self._pending[: start - self._base]
         self._base = start
+        if not self._pending and self._fed > _READ_SIZE:
+            # Between frames, after more than the first buffer's worth: drop the buffers a big
+            # frame grew (msgpack's and ours), so an idle connection holds little.
+            self._unpacker, self._pending, self._base, self._fed = None, bytearray(), 0, 0
         return out
 
     def _raw(self, start: int, end: int) -> bytes:
@@ -213,9 +265,11 @@ class ForwardDecoder:
 
     def _frame(self, obj: object, start: int, end: int) -> Frame:
         if not (isinstance(obj, list) and 2 <= len(obj) <= 4 and isinstance(obj[0], str)):
-            return _bad_frame(
+            frame = _bad_frame(
                 "a Forward message is an array [tag, ...] of 2 to 4 items", self._raw(start, end)
             )
+            frame.chunk = _last_chunk(obj)
+            return frame
         tag, body = obj[0], obj[1]
         if (_is_time(body) or body is None) and len(obj) >= 3:
             chunk = _chunk(obj[3] if len(obj) == 4 else None)
@@ -223,67 +277,86 @@ class ForwardDecoder:
                 frame = Frame("Message", tag, chunk=chunk)
                 frame.rejected.append(Rejected("Message record is not a map", repack(obj[2])))
                 return frame
-            at = time.time() if body is None else float(body)
+            at = self._clock() if body is None else float(body)
             return Frame("Message", tag, [Entry(at, obj[2])], chunk=chunk)
         option = obj[2] if len(obj) == 3 and isinstance(obj[2], dict) else {}
         if isinstance(body, list):
-            frame = Frame("Forward", tag, chunk=_chunk(option))
-            now = time.time()
+            frame = Frame("Forward", tag, chunk=_last_chunk(obj))
+            now = self._clock()
             for item in body:
                 _add(frame, _entry(item, now))
             return frame
         if isinstance(body, bytes | str):
-            return self._packed(tag, body, option, _chunk(option))
-        return _bad_frame(
+            return self._packed(tag, body, option, _last_chunk(obj))
+        frame = _bad_frame(
             "second item is neither a time, an array of entries nor packed entries",
             self._raw(start, end),
             tag,
         )
+        frame.chunk = _last_chunk(obj)
+        return frame
 
     def _packed(
         self, tag: str, body: bytes | str, option: dict[Any, Any], chunk: str | None
     ) -> Frame:
         data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
-        mode = "PackedForward"
         # As Fluentd's in_forward: only "gzip" means compressed; any other value is plain
         # (Node's fluent-logger sends `compressed: "text"` with uncompressed entries).
         if option.get("compressed") == "gzip":
-            mode = "CompressedPackedForward"
-            try:
-                data = _gunzip(data, self._max_frame_bytes)
-            except ValueError as error:
-                frame = Frame(mode, tag, chunk=chunk)
-                frame.rejected.append(Rejected(str(error), data))
-                return frame
-        frame = Frame(mode, tag, chunk=chunk)
+            return Frame("CompressedPackedForward", tag, chunk=chunk, gzip=data)
+        frame = Frame("PackedForward", tag, chunk=chunk)
+        self._entries(frame, data)
+        return frame
+
+    def _entries(self, frame: Frame, data: bytes) -> None:
+        """Packed entries into `frame`: at most `max_entries`, the rest rejected as one."""
         unpacker = msgpack.Unpacker(
             raw=False,
             unicode_errors="surrogateescape",
             ext_hook=_ext_hook,
             max_buffer_size=max(len(data), 1),
+            max_array_len=self._max_entries,
             strict_map_key=False,
         )
         unpacker.feed(data)
         position = 0
+        count = 0
         try:
             for item in unpacker:
+                if count == self._max_entries:
+                    self.entries_capped += 1
+                    frame.rejected.append(
+                        Rejected(
+                            f"more than {self._max_entries} entries in one frame: the "
+                            f"{len(data) - position} bytes after the first {count} are not read",
+                            data[position:],
+                        )
+                    )
+                    return
                 _add(frame, _entry(item))
+                count += 1
                 position = unpacker.tell()
         except _UNPACK_ERRORS as error:
             frame.rejected.append(Rejected(f"invalid packed entries: {error}", data[position:]))
-            return frame
+            return
         if position < len(data):
             # The unpacker stops quietly at a partial value; here nothing more will come.
             cut = len(data) - position
             frame.rejected.append(
                 Rejected(f"packed entries end {cut} bytes into an entry", data[position:])
             )
-        return frame
 
 
 def _chunk(option: object) -> str | None:
     chunk = option.get("chunk") if isinstance(option, dict) else None
     return chunk if isinstance(chunk, str) else None
+
+
+def _last_chunk(obj: object) -> str | None:
+    """The chunk of a frame too broken to read otherwise, from an option map at its end."""
+    if isinstance(obj, list) and 3 <= len(obj) <= 4:
+        return _chunk(obj[-1])
+    return None
 
 
 def _add(frame: Frame, item: Entry | Rejected) -> None:

@@ -7,12 +7,25 @@ the sink says those records are safe, in the order the chunks arrived. At most
 slow Kafka slows the clients down instead of growing memory here.
 
 Limits, each logged with the flag of `logdeck accumulator` that sets it when hit: a frame
-beyond `max_frame_bytes` closes its connection (`--max-frame-bytes`); past
-`max_connections` open connections a new one is closed at once (`--max-connections`); a
-connection that sends nothing for `idle_timeout` seconds while none of its chunks await
-an ack is closed (`--idle-timeout`). A frame left unfinished when a connection ends goes
-to the sink as a `StreamError`, so it is dead-lettered, not lost without a word. Memory
-per connection is thus bounded by about `max_frame_bytes` plus `max_pending` reads.
+beyond `max_frame_bytes` closes its connection (`--max-frame-bytes`), and so does an array
+of more than `max_frame_entries` items (`--max-frame-entries`; packed entries past it are
+rejected as one); past `max_connections` open connections, or `max_connections_per_peer`
+from one address, a new one is closed at once (`--max-connections`,
+`--max-connections-per-peer`); a connection that sends nothing for `idle_timeout` seconds
+while none of its chunks await an ack is closed (`--idle-timeout`), as is one that has not
+finished a frame `frame_timeout` seconds after starting it (`--frame-timeout`, so one byte
+a second cannot hold a connection) or has not taken its acks within `write_timeout`
+seconds (`--write-timeout`). A frame left unfinished when a connection ends goes to the
+sink as a `StreamError`, so it is dead-lettered, not lost without a word.
+
+Memory: what all connections have read and not yet seen acknowledged is at most
+`max_buffered_bytes` (`--max-buffered-bytes`), plus a read per connection; past it they
+stop reading until the sink's deliveries release bytes, except for a small read by one
+that holds little (so small frames are served while big ones wait) and a connection in
+the middle of a frame when only partial frames fill the budget (one at a time, so frames
+bigger than what is left never deadlock).
+Work: reads of big frames are decoded, and gzip entries inflated, in a worker thread, so
+one client's big or compressed frames never hold up another's acks.
 
 Optionally (both off by default, and then nothing below changes the frame loop): TLS with
 `ssl`, and the shared-key handshake of `backend.forward.handshake` with `shared_key`. Both
@@ -29,12 +42,15 @@ import logging
 import socket
 import ssl as _ssl
 from collections import Counter
+from dataclasses import dataclass
 from typing import Protocol
 
 from backend.bus import Delivery
 from backend.forward import handshake
+from backend.forward.budget import ByteBudget
 from backend.forward.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_FRAME_ENTRIES,
     ForwardDecoder,
     Frame,
     StreamError,
@@ -44,8 +60,17 @@ from backend.forward.protocol import (
 log = logging.getLogger("logdeck.forward")
 
 _READ_BYTES = 256 * 1024
+_SMALL_READ_BYTES = 16 * 1024
+_SMALL_HOLD_BYTES = 64 * 1024
+"""Past the byte budget a connection holding less may go on in small reads: small frames
+are served while big ones wait."""
+_INLINE_BYTES = 16 * 1024
+"""Frames up to this size are decoded on the event loop; bigger ones in a worker thread."""
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_FRAME_TIMEOUT = 60.0
+DEFAULT_WRITE_TIMEOUT = 30.0
+DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 
 class FrameSink(Protocol):
@@ -62,24 +87,44 @@ class ForwardServer:
         *,
         max_pending: int = 8,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_frame_entries: int = DEFAULT_MAX_FRAME_ENTRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_peer: int | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         ssl: _ssl.SSLContext | None = None,
         shared_key: str | None = None,
         hostname: str | None = None,
     ) -> None:
-        """`ssl`: serve TLS with this context; `shared_key`: ask every client for it (HELO,
-        PING, PONG), naming this server `hostname` in the PONG."""
-        if max_pending < 1 or max_frame_bytes < 1 or max_connections < 1 or idle_timeout <= 0:
+        """`max_connections_per_peer`: half of `max_connections` unless given; `ssl`: serve
+        TLS with this context; `shared_key`: ask every client for it (HELO, PING, PONG),
+        naming this server `hostname` in the PONG."""
+        per_peer = max_connections_per_peer or max(1, max_connections // 2)
+        limits = (max_pending, max_frame_bytes, max_frame_entries, max_connections, per_peer)
+        timeouts = (idle_timeout, frame_timeout, write_timeout, max_buffered_bytes)
+        if min(limits) < 1 or min(timeouts) <= 0:
             raise ValueError(
-                "max_pending, max_frame_bytes, max_connections and idle_timeout must be positive"
+                "max_pending, max_frame_bytes, max_frame_entries, max_connections, "
+                "max_connections_per_peer, idle_timeout, frame_timeout, write_timeout and "
+                "max_buffered_bytes must be positive"
             )
         self._sink = sink
         self._host = host
         self._port = port
-        self._max_pending = max_pending
-        self._max_frame_bytes = max_frame_bytes
+        self._limits = _Limits(
+            max_pending,
+            max_frame_bytes,
+            max_frame_entries,
+            idle_timeout,
+            frame_timeout,
+            write_timeout,
+        )
         self._max_connections = max_connections
+        self._max_per_peer = per_peer
+        self._per_peer: Counter[str] = Counter()
+        self._budget = ByteBudget(max_buffered_bytes)
         self._idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -88,6 +133,10 @@ class ForwardServer:
         self._hostname = hostname or socket.gethostname()
         self.handshakes: Counter[str] = Counter()
         """Connections by how their TLS and shared-key handshakes ended: `accepted`, or why not."""
+
+    @property
+    def max_connections_per_peer(self) -> int:
+        return self._max_per_peer
 
     @property
     def port(self) -> int:
@@ -119,17 +168,24 @@ class ForwardServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        host = _host_of(writer)
+        refusal = None
         if len(self._connections) >= self._max_connections:
-            log.warning(
-                "refusing %s: %d connections are open, the limit (--max-connections)",
-                _peer_of(writer),
-                len(self._connections),
+            open_now = len(self._connections)
+            refusal = f"{open_now} connections are open, the limit (--max-connections)"
+        elif self._per_peer[host] >= self._max_per_peer:
+            refusal = (
+                f"{self._per_peer[host]} connections from {host} are open, "
+                "the limit (--max-connections-per-peer)"
             )
+        if refusal is not None:
+            log.warning("refusing %s: %s", _peer_of(writer), refusal)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
             return
         self._connections.add(task)
+        self._per_peer[host] += 1
         try:
             first = b""
             if self._ssl is not None or self._shared_key is not None:
@@ -137,17 +193,12 @@ class ForwardServer:
                 if opened is None:
                     return
                 first = opened
-            await _Connection(
-                self._sink,
-                reader,
-                writer,
-                self._max_pending,
-                self._max_frame_bytes,
-                self._idle_timeout,
-                first,
-            ).run()
+            await _Connection(self._sink, reader, writer, self._limits, self._budget, first).run()
         finally:
             self._connections.discard(task)
+            self._per_peer[host] -= 1
+            if not self._per_peer[host]:
+                del self._per_peer[host]
 
     async def _secure(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -258,26 +309,50 @@ def _peer_of(writer: asyncio.StreamWriter) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
 
+def _host_of(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """What every connection of one server is held to."""
+
+    max_pending: int
+    max_frame_bytes: int
+    max_frame_entries: int
+    idle_timeout: float
+    frame_timeout: float
+    write_timeout: float
+
+
 class _Connection:
     def __init__(
         self,
         sink: FrameSink,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        max_pending: int,
-        max_frame_bytes: int,
-        idle_timeout: float,
+        limits: _Limits,
+        budget: ByteBudget,
         first: bytes = b"",
     ) -> None:
         self._sink = sink
         self._reader = reader
         self._writer = writer
         self._peer = _peer_of(writer)
-        self._decoder = ForwardDecoder(max_frame_bytes)
-        self._idle_timeout = idle_timeout
-        self._pending: asyncio.Queue[tuple[list[str], Delivery] | None] = asyncio.Queue(max_pending)
+        self._limits = limits
+        self._decoder = ForwardDecoder(limits.max_frame_bytes, limits.max_frame_entries)
+        self._pending: asyncio.Queue[tuple[list[str], Delivery, int] | None] = asyncio.Queue(
+            limits.max_pending
+        )
         self._awaiting = 0  # reads handed to the sink whose acks are not written yet
         self._first = first  # what a client wrote behind its PING, before any read here
+        self._budget = budget
+        self._unsettled = 0  # bytes taken from the budget and not handed to the sink yet
+        self._held = 0  # bytes taken from the budget and not given back yet
+        self._overdraft = False  # finishing a frame past the budget (see ByteBudget)
+        self._frame_started = 0.0  # loop time of the first byte of the unfinished frame
+        self._capped = 0  # frames seen past --max-frame-entries
 
     async def run(self) -> None:
         acker = asyncio.create_task(self._acknowledge())
@@ -286,62 +361,171 @@ class _Connection:
         except (ConnectionError, asyncio.IncompleteReadError) as error:
             log.debug("connection from %s lost: %s", self._peer, error)
         finally:
+            self._end_overdraft()
+            self._give_back(self._unsettled, settled=False)
             await self._pending.put(None)
             with contextlib.suppress(ConnectionError):
                 await acker
             self._writer.close()
-            with contextlib.suppress(ConnectionError):
-                await self._writer.wait_closed()
+            try:
+                async with asyncio.timeout(self._limits.write_timeout):
+                    await self._writer.wait_closed()
+            except (ConnectionError, TimeoutError):
+                self._writer.transport.abort()  # unread acks would hold it open
 
     async def _read(self) -> None:
         error: StreamError | None = None
         if self._first:
-            items = self._decoder.feed(self._first)
-            self._first = b""
-            if items:
-                error = next((item for item in items if isinstance(item, StreamError)), None)
-                await self._submit(items)
+            first, self._first = self._first, b""
+            error = await self._take(first)
+        loop = asyncio.get_running_loop()
+        limits = self._limits
         while error is None:
+            if self._budget.full:
+                paused = loop.time()
+                await self._wait_for_room()
+                self._frame_started += loop.time() - paused  # the wait is not the client's
+            # Past the budget (a connection that holds little) only a small read.
+            size = _SMALL_READ_BYTES if self._budget.full else _READ_BYTES
+            deadline = loop.time() + limits.idle_timeout
+            if self._decoder.buffered:
+                deadline = min(deadline, self._frame_started + limits.frame_timeout)
             try:
-                async with asyncio.timeout(self._idle_timeout):  # no task per read: wait_for's
-                    data = await self._reader.read(_READ_BYTES)
+                async with asyncio.timeout_at(deadline):  # no task per read: wait_for's
+                    data = await self._reader.read(size)
             except TimeoutError:
-                if self._awaiting:
+                if (
+                    self._decoder.buffered
+                    and loop.time() >= self._frame_started + limits.frame_timeout
+                ):
+                    log.warning(
+                        "closing %s: a frame unfinished %g s after it started, the limit "
+                        "(--frame-timeout)",
+                        self._peer,
+                        limits.frame_timeout,
+                    )
+                elif self._awaiting:
                     continue  # silent, but waiting for acks the bus still owes it
-                log.warning(
-                    "closing %s: silent for %g s, the limit (--idle-timeout)",
-                    self._peer,
-                    self._idle_timeout,
-                )
+                else:
+                    log.warning(
+                        "closing %s: silent for %g s, the limit (--idle-timeout)",
+                        self._peer,
+                        limits.idle_timeout,
+                    )
                 await self._finish()
                 return
             if not data:
                 await self._finish()
                 return
-            items = self._decoder.feed(data)
-            if items:
-                error = next((item for item in items if isinstance(item, StreamError)), None)
-                await self._submit(items)
+            error = await self._take(data)
         hint = " (--max-frame-bytes)" if error.too_large else ""
+        if "max_array_len" in error.reason:
+            hint = " (--max-frame-entries)"
         log.warning("closing %s: %s%s", self._peer, error.reason, hint)
+
+    async def _take(self, data: bytes) -> StreamError | None:
+        """Decode one read and hand its frames to the sink; the error that ends the stream."""
+        self._budget.take(len(data))
+        self._unsettled += len(data)
+        self._held += len(data)
+        in_frame = bool(self._decoder.buffered)
+        items = await self._decode(data)
+        if self._decoder.buffered and (items or not in_frame):
+            self._frame_started = asyncio.get_running_loop().time()
+        if self._decoder.entries_capped > self._capped:
+            self._capped = self._decoder.entries_capped
+            log.warning(
+                "%s: a frame of more than %d entries, the limit (--max-frame-entries); "
+                "the rest of it is dead-lettered as one",
+                self._peer,
+                self._limits.max_frame_entries,
+            )
+        if items or not self._decoder.buffered:
+            self._end_overdraft()  # its deliveries will make room: no more overdraft
+        if not items:
+            return None
+        settled = self._unsettled - self._decoder.buffered
+        self._unsettled -= settled
+        await self._submit(items, settled)
+        return next((item for item in items if isinstance(item, StreamError)), None)
+
+    async def _decode(self, data: bytes) -> list[Frame | StreamError]:
+        """Small frames on the loop; big ones, and any gzip entries, in a worker thread."""
+        decoder = self._decoder
+        if decoder.buffered + len(data) > _INLINE_BYTES:
+            return await asyncio.to_thread(decoder.feed, data)
+        items = decoder.feed(data, inflate=False)
+        if any(isinstance(item, Frame) and item.gzip is not None for item in items):
+            return await asyncio.to_thread(
+                lambda: [decoder.inflate(i) if isinstance(i, Frame) else i for i in items]
+            )
+        return items
+
+    async def _wait_for_room(self) -> None:
+        """Past the byte budget: wait for room, or finish a frame on the overdraft."""
+        budget = self._budget
+        if not budget.full or self._overdraft or self._held < _SMALL_HOLD_BYTES:
+            return
+        transport = self._writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()  # nothing more piles up in the stream's buffer meanwhile
+        try:
+            while budget.full and not self._overdraft and self._held >= _SMALL_HOLD_BYTES:
+                self._overdraft = await budget.wait(partial=bool(self._decoder.buffered))
+        finally:
+            transport.resume_reading()
+
+    def _give_back(self, size: int, settled: bool) -> None:
+        self._held -= size
+        self._budget.release(size, settled)
+
+    def _end_overdraft(self) -> None:
+        if self._overdraft:
+            self._overdraft = False
+            self._budget.end_overdraft()
 
     async def _finish(self) -> None:
         """Dead-letter the frame a client left unfinished, if any."""
         if (error := self._decoder.close()) is not None:
             log.warning("%s: %s", self._peer, error.reason)
-            await self._submit([error])
+            settled, self._unsettled = self._unsettled, 0
+            await self._submit([error], settled)
 
-    async def _submit(self, items: list[Frame | StreamError]) -> None:
+    async def _submit(self, items: list[Frame | StreamError], size: int) -> None:
         chunks = [item.chunk for item in items if isinstance(item, Frame) and item.chunk]
-        delivery = await self._sink.submit(items, self._peer)
+        self._budget.settle(size)
+        try:
+            delivery = await self._sink.submit(items, self._peer)
+        except BaseException:
+            self._give_back(size, settled=True)
+            raise
         self._awaiting += 1
-        await self._pending.put((chunks, delivery))
+        await self._pending.put((chunks, delivery, size))
 
     async def _acknowledge(self) -> None:
         while (item := await self._pending.get()) is not None:
-            chunks, delivery = item
-            await delivery
-            self._awaiting -= 1
-            if chunks:
-                self._writer.write(b"".join(ack_for(chunk) for chunk in chunks))
+            chunks, delivery, size = item
+            try:
+                await delivery
+            finally:
+                self._awaiting -= 1
+                self._give_back(size, settled=True)
+            if chunks and not self._writer.is_closing():
+                await self._write(b"".join(ack_for(chunk) for chunk in chunks))
+
+    async def _write(self, data: bytes) -> None:
+        """Write acks; a client that does not take them within the limit is cut off."""
+        self._writer.write(data)
+        try:
+            async with asyncio.timeout(self._limits.write_timeout):
                 await self._writer.drain()
+        except TimeoutError:
+            log.warning(
+                "closing %s: acks not taken for %g s, the limit (--write-timeout)",
+                self._peer,
+                self._limits.write_timeout,
+            )
+            self._writer.transport.abort()
+        except ConnectionError as error:
+            log.debug("connection from %s lost: %s", self._peer, error)
+            self._writer.transport.abort()

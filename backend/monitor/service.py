@@ -93,7 +93,9 @@ class Monitor:
         """Take batch after batch and judge silence, forever; cancel to stop."""
         reported = time.monotonic()
         while True:
-            batch = await self._subscription.poll(BATCH_RECORDS, timeout_ms=POLL_MS)
+            batch = await self._subscription.poll(
+                BATCH_RECORDS, timeout_ms=POLL_MS, max_bytes=self._settings.poll_bytes
+            )
             now = time.monotonic()
             gained = await self._progress.refresh(now)
             if gained:

@@ -24,6 +24,8 @@ class ServiceHealth:
     up: bool
     since: datetime
     detail: str = ""
+    dropped_unread: int = 0
+    """Records the service's retention deleted before every consumer group had read them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -170,7 +171,20 @@ class LiveObserver:
             settings = self._settings
             self._note(settings.bus_name, bus, settings.bus_address)
             self._note(settings.store_name, store, settings.store_address)
+            if bus:
+                await self._note_dropped(settings.bus_name)
             await asyncio.sleep(_HEALTH_EVERY_S)
+
+    async def _note_dropped(self, name: str) -> None:
+        """The bus's count of records dropped unread; the last one stays while it cannot tell."""
+        try:
+            dropped = await self._bus.dropped_unread()
+        except BusUnavailable as error:
+            log.debug("dropped-unread count not read: %s", error)
+            return
+        current = self._health[name]
+        if dropped is not None and dropped != current.dropped_unread:
+            self._health[name] = replace(current, dropped_unread=dropped)
 
     async def _store_healthy(self) -> bool:
         try:
@@ -181,7 +195,9 @@ class LiveObserver:
     def _note(self, name: str, up: bool, address: str) -> None:
         current = self._health[name]
         if current.up != up or current.detail == "connecting":
-            self._health[name] = ServiceHealth(name, up, datetime.now(UTC), address)
+            self._health[name] = ServiceHealth(
+                name, up, datetime.now(UTC), address, current.dropped_unread
+            )
 
 
 async def _read_to_end(subscription: Subscription, topics: tuple[str, ...]) -> bool:

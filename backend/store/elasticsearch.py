@@ -9,7 +9,7 @@ millisecond to encode.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import msgspec
@@ -95,7 +95,7 @@ def daily_index(prefix: str, timestamp: str) -> str:
     if timestamp.endswith("Z") and len(timestamp) >= 10:
         day = timestamp[:10]
     else:
-        day = datetime.fromisoformat(timestamp).astimezone().date().isoformat()
+        day = datetime.fromisoformat(timestamp).astimezone(UTC).date().isoformat()
     return prefix + day.replace("-", ".")
 
 

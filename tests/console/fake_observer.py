@@ -172,9 +172,17 @@ class FakeObserver:
         self._broadcast(kind, error)
 
     def set_health(
-        self, name: str, *, up: bool, since: datetime | None = None, detail: str = ""
+        self,
+        name: str,
+        *,
+        up: bool,
+        since: datetime | None = None,
+        detail: str = "",
+        dropped_unread: int = 0,
     ) -> None:
-        self._health[name] = ServiceHealth(name, up=up, since=since or self.clock(), detail=detail)
+        self._health[name] = ServiceHealth(
+            name, up=up, since=since or self.clock(), detail=detail, dropped_unread=dropped_unread
+        )
 
     # Internals
 

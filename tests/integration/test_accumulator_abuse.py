@@ -11,9 +11,11 @@ good client, peak RSS) are printed; run with `-s` to see them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -267,7 +269,15 @@ async def test_garbage_streams_are_dead_lettered_and_the_good_client_is_served(
 async def test_limit_flags_close_idle_connections_and_refuse_extra_ones(
     settings: Settings, launch: Launch
 ) -> None:
-    process = launch("accumulator", "--idle-timeout", "1", "--max-connections", "2")
+    process = launch(
+        "accumulator",
+        "--idle-timeout",
+        "1",
+        "--max-connections",
+        "2",
+        "--max-connections-per-peer",
+        "2",
+    )
     port = settings.accumulator_port
     wait_until(lambda: port_open(port) or process.popen.poll() is not None, 60, "the accumulator")
     assert process.popen.poll() is None, process.output()
@@ -288,3 +298,164 @@ async def test_limit_flags_close_idle_connections_and_refuse_extra_ones(
     output = process.output()
     assert "2 connections are open, the limit (--max-connections)" in output
     assert "silent for 1 s, the limit (--idle-timeout)" in output
+
+
+# Hostile input: each case below failed before its limit existed.
+
+
+def amplification(entries: int, chunk: str) -> bytes:
+    """A small CompressedPackedForward frame whose gzip holds `entries` times `[0, {}]`."""
+    blob = gzip.compress(b"\x92\x00\x80" * entries, compresslevel=9)
+    packed: bytes = msgpack.packb(["logdeck.log", blob, {"compressed": "gzip", "chunk": chunk}])
+    return packed
+
+
+async def ask_ack(port: int, frame: bytes, chunk: str, within: float) -> None:
+    reader, writer = await connect(port)
+    try:
+        writer.write(frame)
+        assert await asyncio.wait_for(reader.read(100), within) == msgpack.packb({"ack": chunk})
+    finally:
+        writer.close()
+
+
+async def test_an_amplification_frame_neither_stalls_a_good_client_nor_floods_dead_letters(
+    settings: Settings, accumulator: Process
+) -> None:
+    # 2,944 bytes that inflate to a million `[0, {}]` entries: a million dead letters, built
+    # on the event loop, stalled every other client for about 15 s.
+    attack = asyncio.create_task(
+        ask_ack(settings.accumulator_port, amplification(1_000_000, "bomb"), "bomb", 30)
+    )
+    await asyncio.sleep(0.05)
+    logs, elapsed = await good_client(settings)
+    await attack  # the attacker's chunk is acknowledged once its letters are safe
+    assert elapsed < 5.0, f"the good client took {elapsed:.1f} s beside the attack"
+    await on_the_bus(settings, logs)
+    letters = await dead_letters(settings, ["more than 100000 entries in one frame"])
+    assert len(letters) <= 100 + 2
+    [folded] = [letter for letter in letters if "dead letters a frame" in letter.reason]
+    assert folded.reason.startswith("99901 more records of this frame rejected past 100")
+    output = accumulator.output()
+    assert "the limit (--max-frame-entries)" in output
+    assert "(--max-frame-dead-letters)" in output
+
+
+async def test_frames_whose_time_cannot_be_read_are_acknowledged_once_dead_lettered(
+    settings: Settings, accumulator: Process
+) -> None:
+    port = settings.accumulator_port
+    times = {
+        "event-time-4": msgpack.ExtType(0, b"\x00" * 4),
+        "event-time-12": msgpack.ExtType(0, b"\x00" * 12),
+        "bool": True,
+    }
+    for chunk, value in times.items():
+        frame = msgpack.packb(["logdeck.heartbeat", value, heartbeat(settings), {"chunk": chunk}])
+        await ask_ack(port, frame, chunk, 10)
+    letters = await dead_letters(settings, ["neither a time"])
+    assert len(letters) == len(times)
+
+
+async def local_connect(
+    port: int, source: str, rcvbuf: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from `source` (any address of 127.0.0.0/8 is this host)."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind((source, 0))
+    sock.setblocking(False)
+    await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)), 5)
+    return await asyncio.open_connection(sock=sock)
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(65536):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+async def test_limit_flags_cut_off_slow_frames_unread_acks_and_extra_connections_per_peer(
+    settings: Settings, launch: Launch
+) -> None:
+    flags = ["--frame-timeout", "1", "--write-timeout", "1", "--max-connections-per-peer", "2"]
+    process = launch("accumulator", *flags)
+    port = settings.accumulator_port
+    wait_until(lambda: port_open(port) or process.popen.poll() is not None, 60, "the accumulator")
+    assert process.popen.poll() is None, process.output()
+    frame = msgpack.packb(["logdeck.heartbeat", 1, heartbeat(settings), {"chunk": "c"}])
+
+    # One byte every 200 ms: each byte used to restart the idle timeout, for ever.
+    loris, loris_writer = await local_connect(port, "127.0.0.3")
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            for byte in range(len(frame) - 1):
+                loris_writer.write(frame[byte : byte + 1])
+                await asyncio.sleep(0.2)
+
+    dripping = asyncio.create_task(trickle())
+    # Two connections from one address take its share; a third is refused, others served.
+    held = [await local_connect(port, "127.0.0.2") for _ in range(2)]
+    refused, _ = await local_connect(port, "127.0.0.2")
+    assert await closed_within(refused, 5)
+    await ask_ack(port, frame, "c", 10)
+    # A client that never reads its acks used to hold its connection for ever.
+    _, deaf = await local_connect(port, "127.0.0.4", rcvbuf=4096)
+    big_chunk = "c" * (128 * 1024)
+    for number in range(64):
+        deaf.write(
+            msgpack.packb(
+                ["logdeck.heartbeat", 1, heartbeat(settings), {"chunk": f"{big_chunk}{number}"}]
+            )
+        )
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(deaf.drain(), 0.5)
+        if "(--write-timeout)" in process.output():
+            break
+    assert await closed_within(loris, 10)
+    dripping.cancel()
+    wait_until(lambda: "(--write-timeout)" in process.output(), 10, "the write timeout")
+    for _, writer in held:
+        writer.close()
+    deaf.transport.abort()
+    loris_writer.close()
+    await dead_letters(settings, ["bytes into a frame"])
+    output = process.output()
+    assert "the limit (--frame-timeout)" in output
+    assert "acks not taken for 1 s, the limit (--write-timeout)" in output
+    assert "2 connections from 127.0.0.2 are open, the limit (--max-connections-per-peer)" in output
+
+
+async def test_many_big_frames_at_once_stay_within_the_byte_budget(
+    settings: Settings, launch: Launch
+) -> None:
+    budget = 32 * 1024 * 1024
+    process = launch("accumulator", "--max-buffered-bytes", str(budget))
+    port = settings.accumulator_port
+    wait_until(lambda: port_open(port) or process.popen.poll() is not None, 60, "the accumulator")
+    assert process.popen.poll() is None, process.output()
+    # 40 frames of 8 MiB at once (dead-lettered, so the bus keeps 64 KiB of each): each used
+    # to be held whole, twice over, until decoded (40 frames of 15 MB took 2.4 GB).
+    pad = "x" * (8 * 1024 * 1024)
+
+    async def big(number: int) -> None:
+        record = {"node_id": f"{settings.namespace}-big", "pad": pad}
+        frame = msgpack.packb(["logdeck.log", 1, record, {"chunk": f"big{number}"}])
+        await ask_ack(port, frame, f"big{number}", 60)
+
+    async with RssWatch(process) as rss:
+        senders = asyncio.gather(*(big(number) for number in range(40)))
+        logs, elapsed = await good_client(settings)
+        await asyncio.wait_for(senders, 90)
+    assert elapsed < ACK_DEADLINE
+    await on_the_bus(settings, logs)
+    rss.check("40 connections sending 8 MiB frames at once")
+    assert "the limit (--max-buffered-bytes)" in process.output()

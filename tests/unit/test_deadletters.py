@@ -19,7 +19,7 @@ from backend.deadletters.forms import UNKNOWN_REASON, Form, decode, infer_form
 from backend.deadletters.letters import LetterFilter, StoredLetter, read_pending
 from backend.deadletters.replay import NOT_FORWARD_INPUT, Replayer
 from backend.forward.protocol import Frame, StreamError, pack_event_time
-from backend.schemas import DeadLetter, encode, validate_record
+from backend.schemas import DeadLetter, encode, iso_millis, validate_record
 from tests.records import make_log
 from widgets.timerange import TimeRangeError, parse_since
 
@@ -161,6 +161,24 @@ def test_records_that_still_fail_are_reasons_not_new_dead_letters() -> None:
     assert [record.topic for record in outcome.records] == [TOPICS.logs]
     [reason] = outcome.reasons
     assert "DEBUG" in reason
+
+
+def test_a_replay_is_judged_as_the_accumulator_judges_today() -> None:
+    """The same router, so the same validation and window: nothing replayed that the store
+    would refuse or drop."""
+    moment = datetime.now(UTC)
+    dated = [
+        make_log("node-a", "WARN", response_time_ms=float("nan")),
+        make_log("node-a", timestamp="2099-01-01T00:00:00.000Z"),
+        make_log("node-a", timestamp=iso_millis(moment - timedelta(days=30))),
+    ]
+    outcome = Replayer(SETTINGS).outcome(stored(b"".join(entry(log) for log in dated)))
+    assert outcome.records == []
+    assert [reason.split(":")[0] for reason in outcome.reasons] == [
+        "`response_time_ms` must be a finite number within ±3.4e+38, got nan",
+        "timestamp too far ahead",
+        "timestamp older than retention",
+    ]
 
 
 def test_a_letter_from_the_indexer_is_not_replayed() -> None:

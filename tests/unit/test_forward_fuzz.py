@@ -33,7 +33,7 @@ from backend.forward.protocol import (
     StreamError,
     pack_event_time,
 )
-from backend.schemas import DeadLetter
+from backend.schemas import DeadLetter, now_iso
 from tests.fuzz.decoded import summary
 
 EXAMPLES = int(os.environ.get("LOGDECK_FUZZ_EXAMPLES", "200"))
@@ -43,8 +43,10 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 SETTINGS = Settings(namespace="fuzz")
-TIMESTAMP = "2026-11-24T10:15:30.123Z"
+TIMESTAMP = now_iso()  # inside the window the router keeps
 LIMITS = (64, 1024, 64 * 1024)
+ARRIVAL = 1_700_000_000.0
+"""The time of arrival both decoders give an event sent with a nil time."""
 
 
 class BadStr(bytes):
@@ -248,10 +250,11 @@ def test_hostile_streams_frame_the_same_however_they_are_split(
     stream: tuple[int, bytes], cuts: list[int]
 ) -> None:
     limit, data = stream
-    whole = ForwardDecoder(max_frame_bytes=limit)
+    # One clock for both: an event sent with a nil time gets the time of arrival.
+    whole = ForwardDecoder(max_frame_bytes=limit, clock=lambda: ARRIVAL)
     at_once = whole.feed(data)
     check_items(whole, at_once, limit)
-    split = ForwardDecoder(max_frame_bytes=limit)
+    split = ForwardDecoder(max_frame_bytes=limit, clock=lambda: ARRIVAL)
     in_pieces = feed_in(split, data, cuts)
     check_items(split, in_pieces, limit)
     assert summary(in_pieces) == summary(at_once)

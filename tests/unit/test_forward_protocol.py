@@ -478,7 +478,7 @@ async def test_a_frame_beyond_the_limit_closes_the_connection_with_the_flag_name
 async def test_connections_past_the_limit_are_refused_and_the_open_ones_go_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = await serve(Sink(), max_connections=2)
+    server = await serve(Sink(), max_connections=2, max_connections_per_peer=2)
     try:
         _, first = await ask(server.port, "one")
         second_reader, second = await ask(server.port, "two")

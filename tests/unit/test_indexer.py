@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
@@ -21,6 +21,8 @@ from backend.schemas import (
     NodeStatus,
     Severity,
     encode,
+    iso_millis,
+    now_iso,
     validate_record,
 )
 from backend.store import BulkOutcome, Rejection, Snapshot, StoreUnavailable
@@ -73,7 +75,7 @@ class FakeSubscription:
 
     async def stop(self) -> None: ...
 
-    async def poll(self, max_records: int, timeout_ms: int) -> list[Incoming]:
+    async def poll(self, max_records: int, timeout_ms: int, max_bytes: int = 0) -> list[Incoming]:
         if self.batches:
             return self.batches.pop(0)
         await asyncio.sleep(3600)
@@ -191,3 +193,31 @@ async def test_alert_and_registry_states_are_stored_with_their_offset_as_version
     subscription = FakeSubscription([batch])
     await run_batches(Indexer(SETTINGS, store, subscription, FakePublisher()), subscription, 1)
     assert [(s.version, s.state) for s in store.snapshots] == [(41, node), (7, alert)]
+
+
+async def test_logs_outside_the_window_that_reach_the_topic_are_dead_lettered_not_dropped() -> None:
+    """An older accumulator (or a topic written another way) let them through: the store would
+    make a day of their own for them, or retention would delete them without a word."""
+    now = datetime.now(UTC)
+    headers = (("ingested_at", now_iso().encode()),)
+    dated = {
+        "ahead": make_log("node-a", timestamp="2099-06-01T00:00:00.000Z"),
+        "old": make_log("node-a", timestamp=iso_millis(now - timedelta(days=30))),
+        "kept": make_log("node-a"),
+    }
+    batch = [
+        incoming(encode(validate_record(record)), offset, headers=headers)
+        for offset, record in enumerate(dated.values())
+    ]
+    year_one = {**make_log("node-a"), "timestamp": "0001-01-01T00:00:00+01:00"}
+    batch.append(incoming(msgspec.json.encode(year_one), 3, headers=headers))
+    dead = FakePublisher()
+    store = FakeStore()
+    subscription = FakeSubscription([batch])
+    await run_batches(Indexer(SETTINGS, store, subscription, dead), subscription, 1)
+    assert list(store.logs) == [dated["kept"]["log_id"]]
+    reasons = [msgspec.json.decode(o.value)["reason"] for o in dead.sent]
+    assert reasons[0].startswith("timestamp too far ahead:")
+    assert reasons[1].startswith("timestamp older than retention:")
+    assert reasons[2].startswith("not a valid message") and "outside 1970-2099" in reasons[2]
+    assert subscription.commits == 1

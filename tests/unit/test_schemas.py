@@ -114,3 +114,61 @@ def test_level_rank_orders_severity() -> None:
         2,
         3,
     ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"log_level": "WARN", "response_time_ms": float("nan")}, "`response_time_ms` must be"),
+        ({"log_level": "WARN", "response_time_ms": float("inf")}, "`response_time_ms` must be"),
+        ({"response_time_ms": float("-inf")}, "`response_time_ms` must be a finite number"),
+        ({"threshold_limit_ms": float("nan")}, "`threshold_limit_ms` must be a finite number"),
+        ({"response_time_ms": 1e39}, "`response_time_ms` must be"),
+        ({"timestamp": "0001-01-01T00:00:00.000Z"}, "outside 1970-2099"),
+        ({"timestamp": "9999-12-31T23:59:59.999Z"}, "outside 1970-2099"),
+        ({"timestamp": "9999-12-31T23:59:59-01:00"}, "outside 1970-2099"),
+        ({"timestamp": "0001-01-01T00:00:00+01:00"}, "outside 1970-2099"),
+        ({"timestamp": "1969-12-31T23:59:59.999Z"}, "outside 1970-2099"),
+        ({"timestamp": "2026-11-24 10:15:30Z"}, "not ISO 8601"),
+        ({"timestamp": "20261124T101530Z"}, "not ISO 8601"),
+        ({"timestamp": "2026-W48-2T10:15Z"}, "not ISO 8601"),
+        ({"timestamp": "2026-11-24T10:15:30.1234567891Z"}, "not ISO 8601"),
+        ({"timestamp": "2026-11-24T10:15:30+23:59"}, "offset"),
+        ({"log_id": "x" * 513}, "`log_id` is 513 bytes"),
+        ({"node_id": "é" * 300}, "`node_id` is 600 bytes"),
+        ({"service_name": "s" * 40_000}, "`service_name` is 40000 bytes"),
+        (
+            {"log_level": "ERROR", "error_details": {"error_code": "E" * 600, "error_message": ""}},
+            "`error_code` is 600 bytes",
+        ),
+    ],
+)
+def test_what_a_store_cannot_hold_is_refused_with_a_reason(
+    change: dict[str, Any], reason: str
+) -> None:
+    """Each of these passed here once and was refused by a store (or written as null)."""
+    with pytest.raises(InvalidRecord) as caught:
+        validate_record(make_log() | change)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"timestamp": "2026-11-24T10Z"},
+        {"timestamp": "2026-11-24T10:15Z"},
+        {"timestamp": "2026-11-24T10:15:30,123+05:30"},
+        {"timestamp": "2026-11-24T10:15:30.123456789-0800"},
+        {"timestamp": "1970-01-01T00:00:00.000Z"},
+        {"timestamp": "2099-12-31T23:59:59.999Z"},
+        {"response_time_ms": 3.4e38, "threshold_limit_ms": -0.0},
+        {"response_time_ms": 2**64 - 1},
+        {"log_id": "x" * 512, "node_id": "n" * 512, "message": "", "service_name": "\x1b[31m"},
+        {"message": "nul \x00 bell \x07 line\u2028sep " + "w" * 100_000},
+    ],
+)
+def test_values_at_the_edges_that_the_stores_hold_pass_and_round_trip(
+    change: dict[str, Any],
+) -> None:
+    message = validate_record(make_log() | change)
+    assert decode_as(encode(message), Log) == message
