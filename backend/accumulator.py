@@ -20,6 +20,12 @@ from typing import Any
 
 from backend.bus import Bus, BusUnavailable, Delivery, Outgoing, Publisher
 from backend.config import Settings
+from backend.forward.admission import (
+    DEFAULT_MAX_NEW_NODES,
+    Admission,
+    KnownNodes,
+    NodeAccess,
+)
 from backend.forward.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_FRAME_ENTRIES,
@@ -84,7 +90,10 @@ class Router:
         self._window = TimeWindow.of(settings)
         self.counts: Counter[str] = Counter()
 
-    def route(self, items: Sequence[Frame | StreamError], peer: str) -> list[Outgoing]:
+    def route(
+        self, items: Sequence[Frame | StreamError], peer: str, access: NodeAccess | None = None
+    ) -> list[Outgoing]:
+        """Records for `items`; `access` says which nodes the sender may speak for."""
         received_at = now_iso()
         arrived = datetime.fromisoformat(received_at)  # the window's clock, as in the header
         headers_base = (
@@ -135,6 +144,8 @@ class Router:
                     )
                     continue
                 refused = self._refusal(message, len(body) + len(key) + headers_size, arrived)
+                if refused is None and access is not None:
+                    refused = access.refusal(message.node_id)
                 if refused is not None:
                     out.append(
                         self._dead(
@@ -202,8 +213,10 @@ class KafkaSink:
         self._routing = routing
         self._publisher = publisher
 
-    async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
-        records = await self._routing.route(items, peer)
+    async def submit(
+        self, items: list[Frame | StreamError], peer: str, access: NodeAccess | None = None
+    ) -> Delivery:
+        records = await self._routing.route(items, peer, access)
         delivery = await self._enqueue(records)
         return asyncio.ensure_future(self._confirm(records, delivery))
 
@@ -245,6 +258,7 @@ async def run_accumulator(
     frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
     write_timeout: float = DEFAULT_WRITE_TIMEOUT,
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+    max_new_nodes: int = DEFAULT_MAX_NEW_NODES,
 ) -> None:
     """Serve the Forward protocol until `stop` is set, then flush to Kafka."""
     return_big_buffers()
@@ -264,6 +278,13 @@ async def run_accumulator(
     )
     router = Router(settings, f"{socket.gethostname()}:{listen_port}")
     security = settings.forward_security
+    known = KnownNodes(await _registered_nodes(bus, settings))
+    admission = Admission(
+        known,
+        max_new_nodes,
+        security.key_nodes,
+        {user.name: user.nodes for user in security.users},
+    )
     routing = FrameRouting(router, settings.topics.deadletter, max_frame_dead_letters)
     server = ForwardServer(
         KafkaSink(routing, publisher),
@@ -280,6 +301,8 @@ async def run_accumulator(
         ssl=security.server_ssl_context(),
         shared_key=security.shared_key.reveal() if security.shared_key else None,
         hostname=security.hostname,
+        users={user.name: user.password.reveal() for user in security.users} or None,
+        admission=admission,
     )
     try:
         await server.start()
@@ -290,7 +313,8 @@ async def run_accumulator(
     log.info(
         "accumulator listening on %s:%d, publishing to %s "
         "(frames up to %d bytes and %d entries, %d connections, %d per peer, idle timeout "
-        "%g s, frame timeout %g s, write timeout %g s, %d bytes buffered; %s)",
+        "%g s, frame timeout %g s, write timeout %g s, %d bytes buffered, %d new nodes a "
+        "connection over %d known; %s)",
         settings.accumulator_host,
         server.port,
         settings.bus_label,
@@ -302,6 +326,8 @@ async def run_accumulator(
         frame_timeout,
         write_timeout,
         max_buffered_bytes,
+        max_new_nodes,
+        len(known),
         security.describe(),
     )
     try:
@@ -311,3 +337,13 @@ async def run_accumulator(
         await publisher.stop()
         handshakes = f"; handshakes: {dict(server.handshakes)}" if server.handshakes else ""
         log.info("accumulator stopped; records routed: %s%s", dict(router.counts), handshakes)
+
+
+async def _registered_nodes(bus: Bus, settings: Settings) -> list[str]:
+    """The node ids of the registry, so nodes known before a restart are not new to it."""
+    try:
+        records = await bus.snapshot(settings.topics.registry)
+    except BusUnavailable as error:
+        log.warning("registry unreadable (%s): every node counts as new until seen", error)
+        return []
+    return [record.key.decode("utf-8", "replace") for record in records if record.key]

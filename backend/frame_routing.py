@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from backend.bus import Outgoing
+from backend.forward.admission import NodeAccess
 from backend.forward.protocol import Entry, Frame, Rejected, StreamError, repack
 from backend.schemas import DeadLetter, decode_as
 
@@ -31,7 +32,9 @@ _RAW_KEPT = 64 * 1024
 
 
 class _Router(Protocol):
-    def route(self, items: Sequence[Frame | StreamError], peer: str) -> list[Outgoing]: ...
+    def route(
+        self, items: Sequence[Frame | StreamError], peer: str, access: NodeAccess | None = None
+    ) -> list[Outgoing]: ...
 
 
 @dataclass(slots=True)
@@ -64,19 +67,21 @@ class FrameRouting:
         self._deadletter = deadletter
         self._max = max_dead_letters
 
-    async def route(self, items: Sequence[Frame | StreamError], peer: str) -> list[Outgoing]:
+    async def route(
+        self, items: Sequence[Frame | StreamError], peer: str, access: NodeAccess | None = None
+    ) -> list[Outgoing]:
         """The records of one read's items, in order."""
         if sum(map(_size, items)) <= min(SLICE, self._max):
-            return self._router.route(items, peer)  # the usual read: nothing to cap
+            return self._router.route(items, peer, access)  # the usual read: nothing to cap
         out: list[Outgoing] = []
         for item in items:
             if isinstance(item, StreamError) or _size(item) <= min(SLICE, self._max):
-                out += self._router.route([item], peer)
+                out += self._router.route([item], peer, access)
             else:
-                out += await self._frame(item, peer)
+                out += await self._frame(item, peer, access)
         return out
 
-    async def _frame(self, frame: Frame, peer: str) -> list[Outgoing]:
+    async def _frame(self, frame: Frame, peer: str, access: NodeAccess | None) -> list[Outgoing]:
         out: list[Outgoing] = []
         fold = _Fold()
         kept = frame.rejected[: self._max]
@@ -86,7 +91,7 @@ class FrameRouting:
         for start in range(0, max(len(frame.entries), 1), SLICE):
             entries = frame.entries[start : start + SLICE]
             piece = Frame(frame.mode, frame.tag, entries, kept if start == 0 else [])
-            routed = self._router.route([piece], peer)
+            routed = self._router.route([piece], peer, access)
             skip = len(routed) - len(entries)  # the letters of `kept` come first
             for index, record in enumerate(routed):
                 if record.topic != self._deadletter or letters < self._max:

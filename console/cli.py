@@ -81,6 +81,7 @@ def _accumulator(args: argparse.Namespace) -> int:
             frame_timeout=args.frame_timeout,
             write_timeout=args.write_timeout,
             max_buffered_bytes=args.max_buffered_bytes,
+            max_new_nodes=args.max_new_nodes,
         )
     )
 
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     accumulator.add_argument("--host", help="listen address (127.0.0.1)")
     accumulator.add_argument("--port", type=int, help="listen port (24224)")
+    from backend.forward.admission import DEFAULT_MAX_NEW_NODES
     from backend.forward.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_ENTRIES
     from backend.forward.server import (
         DEFAULT_FRAME_TIMEOUT,
@@ -391,6 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="bytes all connections may hold read and not yet acknowledged; past it they "
         "stop reading until some are (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-new-nodes",
+        type=_positive(int),
+        default=DEFAULT_MAX_NEW_NODES,
+        metavar="N",
+        help="nodes one connection may bring that are neither in the registry nor seen "
+        "before; records of further ones are dead-lettered (%(default)s)",
     )
     limits.add_argument(
         "--retention-days",

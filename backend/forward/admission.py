@@ -10,9 +10,12 @@ the reason, never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
+
+log = logging.getLogger("logdeck.accumulator")
 
 DEFAULT_MAX_NEW_NODES: Final = 100
 KNOWN_NODES_LIMIT: Final = 1_000_000
@@ -47,10 +50,14 @@ class NodeAccess:
         known: KnownNodes,
         max_new_nodes: int = DEFAULT_MAX_NEW_NODES,
         patterns: Sequence[tuple[tuple[str, ...], str]] = (),
+        peer: str = "",
     ) -> None:
         """`patterns`: (node patterns, whose they are) pairs; a node must match every
-        non-empty set. An empty set allows any node."""
+        non-empty set. An empty set allows any node. The first refusal of each kind is
+        logged, naming `peer`."""
         self._known = known
+        self._peer = peer
+        self._logged: set[str] = set()
         self._max_new = max_new_nodes
         self._patterns = [(group, owner) for group, owner in patterns if group]
         self._admitted: set[str] = set()
@@ -62,14 +69,45 @@ class NodeAccess:
             return None
         for group, owner in self._patterns:
             if not any(fnmatchcase(node_id, pattern) for pattern in group):
-                return f"{owner} may not send for node {node_id!r} (allowed: {', '.join(group)})"
+                reason = f"{owner} may not send for node {node_id!r} (allowed: {', '.join(group)})"
+                return self._refuse(owner, reason)
         if node_id not in self._known:
             if self._new >= self._max_new:
-                return (
+                reason = (
                     f"more than {self._max_new} new nodes on one connection, "
                     "the limit (--max-new-nodes)"
                 )
+                return self._refuse("new nodes", reason)
             self._new += 1
             self._known.add(node_id)
         self._admitted.add(node_id)
         return None
+
+    def _refuse(self, kind: str, reason: str) -> str:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("%s: %s; its records are dead-lettered", self._peer, reason)
+        return reason
+
+
+class Admission:
+    """Makes each connection's `NodeAccess`: the shared key's patterns, its user's, and the
+    budget of new nodes, over the nodes the accumulator knows."""
+
+    def __init__(
+        self,
+        known: KnownNodes,
+        max_new_nodes: int = DEFAULT_MAX_NEW_NODES,
+        key_nodes: tuple[str, ...] = (),
+        user_nodes: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        self._known = known
+        self._max_new = max_new_nodes
+        self._key_nodes = key_nodes
+        self._user_nodes = dict(user_nodes or {})
+
+    def connection(self, peer: str, user: str | None = None) -> NodeAccess:
+        patterns = [(self._key_nodes, "the shared key")]
+        if user is not None:
+            patterns.append((self._user_nodes.get(user, ()), f"user {user!r}"))
+        return NodeAccess(self._known, self._max_new, patterns, peer)

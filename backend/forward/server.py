@@ -42,11 +42,13 @@ import logging
 import socket
 import ssl as _ssl
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from backend.bus import Delivery
 from backend.forward import handshake
+from backend.forward.admission import Admission, NodeAccess
 from backend.forward.budget import ByteBudget
 from backend.forward.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -74,8 +76,11 @@ DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 
 class FrameSink(Protocol):
-    async def submit(self, frames: list[Frame | StreamError], peer: str) -> Delivery:
-        """Take the frames of one read; the result completes when they are safe."""
+    async def submit(
+        self, frames: list[Frame | StreamError], peer: str, access: NodeAccess | None = None
+    ) -> Delivery:
+        """Take the frames of one read; the result completes when they are safe. `access`
+        says which nodes the connection may speak for (None: any)."""
 
 
 class ForwardServer:
@@ -97,10 +102,13 @@ class ForwardServer:
         ssl: _ssl.SSLContext | None = None,
         shared_key: str | None = None,
         hostname: str | None = None,
+        users: Mapping[str, str] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         """`max_connections_per_peer`: half of `max_connections` unless given; `ssl`: serve
         TLS with this context; `shared_key`: ask every client for it (HELO, PING, PONG),
-        naming this server `hostname` in the PONG."""
+        naming this server `hostname` in the PONG; `users` (name to password): ask for one
+        of them too; `admission`: which nodes each connection may speak for."""
         per_peer = max_connections_per_peer or max(1, max_connections // 2)
         limits = (max_pending, max_frame_bytes, max_frame_entries, max_connections, per_peer)
         timeouts = (idle_timeout, frame_timeout, write_timeout, max_buffered_bytes)
@@ -131,6 +139,8 @@ class ForwardServer:
         self._ssl = ssl
         self._shared_key = shared_key or None
         self._hostname = hostname or socket.gethostname()
+        self._users = dict(users) if users else None
+        self._admission = admission
         self.handshakes: Counter[str] = Counter()
         """Connections by how their TLS and shared-key handshakes ended: `accepted`, or why not."""
 
@@ -187,13 +197,20 @@ class ForwardServer:
         self._connections.add(task)
         self._per_peer[host] += 1
         try:
-            first = b""
+            first, user = b"", None
             if self._ssl is not None or self._shared_key is not None:
                 opened = await self._secure(reader, writer)
                 if opened is None:
                     return
-                first = opened
-            await _Connection(self._sink, reader, writer, self._limits, self._budget, first).run()
+                first, user = opened
+            access = (
+                self._admission.connection(_peer_of(writer), user)
+                if self._admission is not None
+                else None
+            )
+            await _Connection(
+                self._sink, reader, writer, self._limits, self._budget, first, access
+            ).run()
         finally:
             self._connections.discard(task)
             self._per_peer[host] -= 1
@@ -202,21 +219,22 @@ class ForwardServer:
 
     async def _secure(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bytes | None:
+    ) -> tuple[bytes, str | None] | None:
         """TLS, then the shared-key handshake, as configured: the bytes the client wrote
-        after its PING, or None when the connection failed (it is then closed)."""
+        after its PING and the user it proved to be (under user auth), or None when the
+        connection failed (it is then closed)."""
         peer = _peer_of(writer)
-        first = b""
+        first, user = b"", None
         try:
             failure = await self._start_tls(writer, peer) if self._ssl is not None else None
             if failure is None and self._shared_key is not None:
-                failure, first = await self._handshake(reader, writer, peer, self._shared_key)
+                failure, first, user = await self._handshake(reader, writer, peer, self._shared_key)
         except BaseException:  # cancelled: the server is stopping
             writer.close()
             raise
         if failure is None:
             self.handshakes["accepted"] += 1
-            return first
+            return first, user
         self.handshakes[failure] += 1
         writer.close()
         with contextlib.suppress(OSError):
@@ -247,16 +265,18 @@ class ForwardServer:
         writer: asyncio.StreamWriter,
         peer: str,
         shared_key: str,
-    ) -> tuple[str | None, bytes]:
+    ) -> tuple[str | None, bytes, str | None]:
         """HELO, PING, PONG within `idle_timeout`.
 
-        Returns (None, the bytes that followed the PING) or (why it failed, b"").
+        Returns (None, the bytes that followed the PING, the user under user auth) or
+        (why it failed, b"", None).
         """
         nonce = handshake.new_nonce()
+        auth_salt = handshake.new_salt() if self._users is not None else b""
         buffer = handshake.MessageBuffer()
         try:
             async with asyncio.timeout(self._idle_timeout):
-                writer.write(handshake.helo(nonce))
+                writer.write(handshake.helo(nonce, auth_salt))
                 await writer.drain()
                 while True:
                     data = await reader.read(_HANDSHAKE_READ_BYTES)
@@ -264,7 +284,9 @@ class ForwardServer:
                         raise _ClosedEarly
                     if buffer.feed(data):
                         break
-                ping = handshake.check_ping(buffer.message, nonce, shared_key)
+                ping = handshake.check_ping(
+                    buffer.message, nonce, shared_key, self._users, auth_salt
+                )
                 writer.write(handshake.pong(ping, nonce, self._hostname, shared_key))
                 await writer.drain()
         except TimeoutError:
@@ -273,22 +295,22 @@ class ForwardServer:
                 peer,
                 self._idle_timeout,
             )
-            return "handshake timed out", b""
+            return "handshake timed out", b"", None
         except _ClosedEarly:
             log.info("%s closed the connection before its PING", peer)
-            return "closed during the handshake", b""
+            return "closed during the handshake", b"", None
         except ConnectionError as error:
             log.info("%s: connection lost during the handshake (%s)", peer, error)
-            return "closed during the handshake", b""
+            return "closed during the handshake", b"", None
         except handshake.HandshakeError as error:
             log.warning("refusing %s: handshake failed: %s", peer, error)
             writer.write(handshake.pong_refused(error.reason))
             with contextlib.suppress(ConnectionError, TimeoutError):
                 async with asyncio.timeout(self._idle_timeout):
                     await writer.drain()
-            return error.reason, b""
+            return error.reason, b"", None
         log.debug("%s passed the handshake as %r", peer, ping.hostname)
-        return None, buffer.rest
+        return None, buffer.rest, ping.username or None
 
 
 _HANDSHAKE_READ_BYTES = 4096
@@ -335,8 +357,10 @@ class _Connection:
         limits: _Limits,
         budget: ByteBudget,
         first: bytes = b"",
+        access: NodeAccess | None = None,
     ) -> None:
         self._sink = sink
+        self._access = access
         self._reader = reader
         self._writer = writer
         self._peer = _peer_of(writer)
@@ -495,7 +519,7 @@ class _Connection:
         chunks = [item.chunk for item in items if isinstance(item, Frame) and item.chunk]
         self._budget.settle(size)
         try:
-            delivery = await self._sink.submit(items, self._peer)
+            delivery = await self._sink.submit(items, self._peer, self._access)
         except BaseException:
             self._give_back(size, settled=True)
             raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.forward.admission import KnownNodes, NodeAccess
+from backend.forward.admission import Admission, KnownNodes, NodeAccess
 
 
 def test_a_connection_brings_at_most_its_budget_of_new_nodes() -> None:
@@ -49,3 +49,15 @@ def test_the_known_set_is_bounded() -> None:
     for node in ("a", "b", "c"):
         known.add(node)
     assert len(known) == 2 and "c" not in known
+
+
+def test_each_connection_gets_the_keys_patterns_and_its_users() -> None:
+    admission = Admission(
+        KnownNodes(), key_nodes=("*-01",), user_nodes={"payments": ("payment-*",)}
+    )
+    assert admission.connection("127.0.0.1:1", "payments").refusal("payment-01") is None
+    assert admission.connection("127.0.0.1:2", "payments").refusal("order-01") is not None
+    assert admission.connection("127.0.0.1:3").refusal("order-01") is None
+    assert admission.connection("127.0.0.1:4").refusal("order-02") == (
+        "the shared key may not send for node 'order-02' (allowed: *-01)"
+    )

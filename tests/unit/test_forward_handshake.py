@@ -349,7 +349,9 @@ class Sink:
     def __init__(self) -> None:
         self.items: list[Frame | StreamError] = []
 
-    async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
+    async def submit(
+        self, items: list[Frame | StreamError], peer: str, access: object = None
+    ) -> Delivery:
         self.items += items
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

@@ -166,7 +166,9 @@ class Sink:
         self.release = asyncio.Event()
         self.release.set()
 
-    async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
+    async def submit(
+        self, items: list[Frame | StreamError], peer: str, access: object = None
+    ) -> Delivery:
         self.items += items
         return asyncio.ensure_future(self.release.wait())
 

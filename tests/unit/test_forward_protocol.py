@@ -432,7 +432,9 @@ class Sink:
         self.items: list[Frame | StreamError] = []
         self.delay = delay
 
-    async def submit(self, items: list[Frame | StreamError], peer: str) -> Delivery:
+    async def submit(
+        self, items: list[Frame | StreamError], peer: str, access: object = None
+    ) -> Delivery:
         self.items += items
         delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_later(self.delay, delivery.set_result, None)
