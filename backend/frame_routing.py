@@ -70,15 +70,30 @@ class FrameRouting:
     async def route(
         self, items: Sequence[Frame | StreamError], peer: str, access: NodeAccess | None = None
     ) -> list[Outgoing]:
-        """The records of one read's items, in order."""
-        if sum(map(_size, items)) <= min(SLICE, self._max):
-            return self._router.route(items, peer, access)  # the usual read: nothing to cap
+        """The records of one read's items, in order.
+
+        Frames within the caps are routed together, a slice of about `SLICE` entries at a
+        time with a turn for other connections in between; a bigger frame on its own.
+        """
+        small = min(SLICE, self._max)
         out: list[Outgoing] = []
+        run: list[Frame | StreamError] = []
+        entries = 0
         for item in items:
-            if isinstance(item, StreamError) or _size(item) <= min(SLICE, self._max):
-                out += self._router.route([item], peer, access)
-            else:
+            size = _size(item)
+            if isinstance(item, Frame) and size > small:
+                out += self._router.route(run, peer, access) if run else []
+                run, entries = [], 0
                 out += await self._frame(item, peer, access)
+                continue
+            run.append(item)
+            entries += size
+            if entries >= SLICE:
+                out += self._router.route(run, peer, access)
+                run, entries = [], 0
+                await asyncio.sleep(0)  # other connections' turn
+        if run:
+            out += self._router.route(run, peer, access)
         return out
 
     async def _frame(self, frame: Frame, peer: str, access: NodeAccess | None) -> list[Outgoing]:
