@@ -10,10 +10,16 @@ from bench.summary import READERS, RESULTS, Row, collect, table
 from bench.volume import Figure as VolumeFigure
 
 
-def test_every_committed_result_reads_into_rows_with_targets_met() -> None:
+def test_every_committed_result_reads_into_rows_of_the_right_shape() -> None:
+    """The shape of the results, not whether they met their targets: an honest miss is
+    committed and reported, never hidden to keep a test green."""
     rows, missing = collect()
     assert {row.benchmark for row in rows} == set(READERS) - set(missing)
-    assert all(row.met is not False for row in rows), [row for row in rows if row.met is False]
+    for row in rows:
+        assert row.figure and isinstance(row.unit, str), row
+        assert isinstance(row.value, float | int) and row.value >= 0, row
+        assert row.baseline is None or row.baseline > 0, row
+        assert (row.met is None) == (row.target == "-"), row
 
 
 def test_a_benchmark_without_results_is_named_not_dropped(tmp_path: Path) -> None:
