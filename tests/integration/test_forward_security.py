@@ -75,6 +75,12 @@ def secured(
     port = settings.accumulator_port
     wait_until(lambda: port_open(port) or process.popen.poll() is not None, 60, "the accumulator")
     assert process.popen.poll() is None, process.output()
+    # The port can open a moment before the start-up line reaches the log file.
+    wait_until(
+        lambda: "TLS on, shared key on" in process.output() or process.popen.poll() is not None,
+        10,
+        "the accumulator's start-up line",
+    )
     assert "TLS on, shared key on" in process.output()
     return Secured(process, port, cert)
 
