@@ -29,9 +29,9 @@ from elasticsearch import AsyncElasticsearch
 from backend.bus.base import POLL_BYTES, Outgoing
 from backend.bus.embedded import EmbeddedBus
 from backend.config import BUS_FILE, STORE_FILE, Settings
-from backend.observe.base import LogQuery
 from backend.schemas import now_iso
 from backend.store.embedded import EmbeddedStore
+from backend.store.query import LogQuery
 from bench.common import (
     Phase,
     Service,

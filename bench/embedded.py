@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import STORE_FILE
-from backend.observe.base import LogQuery
 from backend.store.embedded import EmbeddedStore
+from backend.store.query import LogQuery
 from bench.common import (
     BenchError,
     Phase,

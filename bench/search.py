@@ -40,11 +40,11 @@ import msgspec
 from elasticsearch import AsyncElasticsearch
 
 from backend.config import Settings
-from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Level, iso_millis
 from backend.store.base import Store, StoredLog
 from backend.store.elasticsearch import ElasticsearchStore
 from backend.store.embedded import EmbeddedStore
+from backend.store.query import LogQuery, SearchResult
 from bench.common import (
     BenchError,
     Phase,

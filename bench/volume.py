@@ -49,10 +49,10 @@ from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from backend.bus.kafka import KafkaBus
 from backend.config import Settings
 from backend.forward.sender import AckSender
-from backend.observe.base import LogQuery
 from backend.schemas import encode, iso_millis
 from backend.stack.layout import Layout
 from backend.store.elasticsearch import ElasticsearchStore
+from backend.store.query import LogQuery
 from bench.alerts import drop_topics
 from bench.common import (
     BenchError,

@@ -1,5 +1,5 @@
 """What the console reads and does, as one interface with a live and a fake implementation."""
 
-from backend.observe.base import LogQuery, Observer, SearchResult, ServiceHealth
+from backend.observe.base import Observer, ServiceHealth
 
-__all__ = ["LogQuery", "Observer", "SearchResult", "ServiceHealth"]
+__all__ = ["Observer", "ServiceHealth"]

@@ -9,11 +9,12 @@ per record.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from backend.schemas import Alert, Level, Log, NodeEntry
+from backend.schemas import Alert, Log, NodeEntry
+from backend.store.query import LogQuery, SearchResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,31 +27,6 @@ class ServiceHealth:
     detail: str = ""
     dropped_unread: int = 0
     """Records the service's retention deleted before every consumer group had read them."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogQuery:
-    """A search over stored logs; empty fields match everything."""
-
-    text: str = ""
-    levels: frozenset[Level] = frozenset()
-    services: frozenset[str] = frozenset()
-    nodes: frozenset[str] = frozenset()
-    since: datetime | None = None
-    until: datetime | None = None
-    page: int = 0
-    page_size: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """One page of hits, newest first, with the hits over time for the whole query."""
-
-    total: int
-    logs: list[Log]
-    histogram: list[tuple[datetime, int]] = field(default_factory=list)
-    took_ms: float = 0.0
-    note: str | None = None  # e.g. that the text was searched literally, and why
 
 
 class Observer(Protocol):

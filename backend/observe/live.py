@@ -22,10 +22,11 @@ from backend.backends import open_bus, open_store
 from backend.bus import Bus, BusUnavailable, Subscription
 from backend.config import Settings
 from backend.deadletters.count import PendingCount
-from backend.observe.base import LogQuery, SearchResult, ServiceHealth
+from backend.observe.base import ServiceHealth
 from backend.retry import Backoff
 from backend.schemas import Alert, InvalidRecord, Log, NodeEntry, decode_as
 from backend.store import Store, StoreUnavailable
+from backend.store.query import LogQuery, SearchResult
 
 log = logging.getLogger("logdeck.observe")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
-from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Alert, Log, NodeEntry
+from backend.store.query import LogQuery, SearchResult
 
 
 class StoreUnavailable(Exception):

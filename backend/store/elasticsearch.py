@@ -16,7 +16,6 @@ import msgspec
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from backend.config import Indices
-from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Alert, Log, NodeEntry
 from backend.security import ElasticsearchAuth
 from backend.store.base import (
@@ -26,7 +25,8 @@ from backend.store.base import (
     StoredLog,
     StoreUnavailable,
 )
-from backend.store.search import build_search, histogram, text_note
+from backend.store.query import LogQuery, SearchResult, text_note
+from backend.store.search import build_search, histogram
 
 _encode = msgspec.json.Encoder().encode
 _BULK_FILTER: Final = "errors,items.*.status,items.*._id,items.*.error.type,items.*.error.reason"

@@ -56,11 +56,16 @@ from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
-from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import Alert, Level, Log, NodeEntry
 from backend.sqlite import use_wal
 from backend.store.base import BulkOutcome, Rejection, Snapshot, StoredLog, StoreUnavailable
-from backend.store.search import MAX_TEXT_CHARS, histogram_interval, text_note
+from backend.store.query import (
+    MAX_TEXT_CHARS,
+    LogQuery,
+    SearchResult,
+    histogram_interval,
+    text_note,
+)
 
 T = TypeVar("T")
 

@@ -7,25 +7,13 @@ time come from the same query in one request, so the histogram always matches th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from backend.observe.base import LogQuery
 from backend.schemas import iso_millis
+from backend.store.query import MAX_TEXT_CHARS, LogQuery, histogram_interval
 
-HISTOGRAM_BUCKETS: Final = 60
-_INTERVALS_S: Final = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
 _TEXT_FIELDS: Final = ["message", "error_details.error_message", "error_details.error_code^2"]
-MAX_TEXT_CHARS: Final = 1000
-
-
-def histogram_interval(since: datetime | None, until: datetime | None, now: datetime) -> int:
-    """Seconds per bar so that the time range fits in about `HISTOGRAM_BUCKETS` bars."""
-    span = ((until or now) - (since or (now - timedelta(hours=24)))).total_seconds()
-    for seconds in _INTERVALS_S:
-        if span / seconds <= HISTOGRAM_BUCKETS:
-            return seconds
-    return _INTERVALS_S[-1]
 
 
 def build_search(query: LogQuery, now: datetime | None = None) -> dict[str, Any]:
@@ -83,10 +71,3 @@ def histogram(response: dict[str, Any]) -> list[tuple[datetime, int]]:
         (datetime.fromtimestamp(bucket["key"] / 1000, UTC), int(bucket["doc_count"]))
         for bucket in buckets
     ]
-
-
-def text_note(query: LogQuery) -> str | None:
-    """What the user should know about how their text was read."""
-    if len(query.text.strip()) > MAX_TEXT_CHARS:
-        return f"the query was cut to its first {MAX_TEXT_CHARS} characters"
-    return None

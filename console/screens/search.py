@@ -19,8 +19,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
-from backend.observe.base import LogQuery, Observer, SearchResult
+from backend.observe.base import Observer
 from backend.schemas import Level, Log
+from backend.store.query import LogQuery, SearchResult
 from console.screens.detail import DetailScreen
 from widgets.cells import theme_style
 from widgets.filters import LEVELS

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from backend.observe.base import LogQuery, SearchResult, ServiceHealth
+from backend.observe.base import ServiceHealth
 from backend.schemas import (
     Alert,
     AlertKind,
@@ -36,6 +36,7 @@ from backend.schemas import (
     Severity,
     iso_millis,
 )
+from backend.store.query import LogQuery, SearchResult
 from console.app import LogdeckApp
 from widgets.feeds import Backoff
 

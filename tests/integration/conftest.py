@@ -5,7 +5,6 @@ up`, and the embedded bus and store in the test's own folder. Every test that ta
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tests.integration.harness import (
     connection_flags,
     drop_test_topics,
     free_port,
+    new_namespace,
     port_open,
     wait_until,
 )
@@ -56,7 +56,7 @@ def servers() -> Iterator[Settings]:
 @pytest.fixture(params=BACKENDS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Each test on each backend, in a namespace of its own: it sees only its own data."""
-    namespace = f"t{uuid.uuid4().hex[:10]}"
+    namespace = new_namespace()
     port = free_port()
     if request.param == "embedded":
         return Settings(

@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -20,9 +22,9 @@ from elasticsearch import Elasticsearch
 from backend.backends import open_bus, open_store
 from backend.bus import Incoming
 from backend.config import Settings
-from backend.observe.base import LogQuery
 from backend.schemas import Alert, Log, NodeEntry
 from backend.store import Store, StoreUnavailable
+from backend.store.query import LogQuery
 
 T = TypeVar("T")
 
@@ -203,20 +205,55 @@ def ledger_ids(ledger: Path) -> list[str]:
     return [line for path in sorted(ledger.glob("*.ids")) for line in path.read_text().split()]
 
 
-TEST_TOPIC = re.compile(r"^t[0-9a-f]{10}\.")
-"""A topic of a test's own namespace (`t` and ten hex digits, as the fixtures make them)."""
+TEST_TOPIC = re.compile(r"^t([0-9a-f]{4})[0-9a-f]{6}\.")
+"""A topic of a test's own namespace: `t`, its session's four hex digits, six more."""
+
+SESSIONS = Path(tempfile.gettempdir()) / "logdeck-test-sessions"
+"""One file per running test session, named by its digits, holding its process id."""
+
+SESSION = f"{os.getpid() & 0xFFFF:04x}"
+"""This session's digits: the first four of every namespace it makes."""
+
+
+def new_namespace() -> str:
+    """A fresh namespace for one test, marked as this session's."""
+    SESSIONS.mkdir(exist_ok=True)
+    (SESSIONS / SESSION).write_text(str(os.getpid()))
+    return f"t{SESSION}{uuid.uuid4().hex[:6]}"
+
+
+def _running_elsewhere(session: str) -> bool:
+    """Whether another live test session owns namespaces with these digits."""
+    try:
+        pid = int((SESSIONS / session).read_text())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def drop_test_topics(kafka: str) -> int:
-    """Delete every test namespace's topics on `kafka`; how many there were.
+    """Delete the test namespaces' topics on `kafka`, but those of other running sessions.
 
     Each test writes to fresh topics; left behind, thousands of partitions make the broker
-    slow to start and to recover after the fault tests kill it.
+    slow to start and to recover after the fault tests kill it. Two sessions may share the
+    broker, so a session only deletes its own and those whose session has ended.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka, request_timeout_ms=120_000)
     await admin.start()
     try:
-        stale = [topic for topic in await admin.list_topics() if TEST_TOPIC.match(topic)]
+        stale = [
+            topic
+            for topic in await admin.list_topics()
+            if (match := TEST_TOPIC.match(topic)) and not _running_elsewhere(match.group(1))
+        ]
         for start in range(0, len(stale), 500):
             await admin.delete_topics(stale[start : start + 500], timeout_ms=120_000)
         return len(stale)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.integration.harness import (
     assert_exactly_once,
     free_port,
     ledger_ids,
+    new_namespace,
     wait_until,
 )
 
@@ -41,7 +41,7 @@ def settings(servers: Settings) -> Settings:
     return Settings(
         kafka=servers.kafka,
         elasticsearch=servers.elasticsearch,
-        namespace=f"t{uuid.uuid4().hex[:10]}",
+        namespace=new_namespace(),
         partitions=3,
         accumulator_port=free_port(),
     )

@@ -7,7 +7,6 @@ leaves records out, and the order within each partition stays.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import replace
 
 import pytest
@@ -17,6 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from backend.backends import open_bus
 from backend.bus.base import Incoming, Outgoing
 from backend.config import Settings
+from tests.integration.harness import new_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ async def test_a_poll_returns_at_most_its_budget_or_one_record(settings: Setting
 async def test_kafka_topics_keep_the_brokers_retention(servers: Settings) -> None:
     """logdeck sets no retention of its own on Kafka: the broker's (time, 7 days by default;
     no size limit) applies to every topic, and the compacted ones keep each key's latest."""
-    settings = replace(servers, namespace=f"t{uuid.uuid4().hex[:10]}")  # cleaned as tests' are
+    settings = replace(servers, namespace=new_namespace())  # cleaned as tests' are
     bus = open_bus(settings)
     await bus.ensure_topics(settings.topics.all(), settings.topics.compacted())
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)

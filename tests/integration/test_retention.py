@@ -11,9 +11,9 @@ import pytest
 
 from backend.backends import open_store
 from backend.config import Settings
-from backend.observe.base import LogQuery
 from backend.schemas import Log, iso_millis, validate_record
 from backend.store.base import StoredLog
+from backend.store.query import LogQuery
 from tests.integration.conftest import Launch
 from tests.integration.harness import Stored, wait_until
 from tests.records import make_log

@@ -10,10 +10,10 @@ import pytest
 
 from backend.backends import open_store
 from backend.config import Settings
-from backend.observe.base import LogQuery
 from backend.schemas import Level, Log, iso_millis, validate_record
 from backend.store import Store
 from backend.store.base import StoredLog
+from backend.store.query import LogQuery
 from tests.integration.harness import Stored
 from tests.records import make_log
 

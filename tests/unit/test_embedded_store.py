@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from backend.observe.base import LogQuery, SearchResult
 from backend.schemas import (
     Alert,
     AlertKind,
@@ -32,7 +31,7 @@ from backend.schemas import (
 from backend.store import Snapshot, StoreUnavailable, embedded
 from backend.store.base import StoredLog
 from backend.store.embedded import EmbeddedStore
-from backend.store.search import histogram_interval
+from backend.store.query import LogQuery, SearchResult, histogram_interval
 from tests.records import make_log
 
 NOW = datetime.now(UTC).replace(microsecond=0)
