@@ -1,11 +1,11 @@
-"""The log accumulator (Fluentd's role): Forward protocol in, validated records to Kafka.
+"""The log accumulator (Fluentd's role): Forward protocol in, validated records to the bus.
 
 Each record is checked against its shape and routed by its message_type to its topic,
-keyed by node_id, with ingest metadata in the Kafka headers (the body keeps the shape of
+keyed by node_id, with ingest metadata in the record headers (the body keeps the shape of
 DESIGN.md exactly). Anything that does not fit goes to the dead-letter topic with the
 reason and the raw bytes (at most `DEAD_LETTER_RAW_BYTES` of them, so a dead letter always
 fits a Kafka record). A read's records are safe, and its chunks acknowledged, only
-once Kafka has acknowledged every one of them; until then the accumulator retries.
+once the bus has acknowledged every one of them; until then the accumulator retries.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.bus import Bus, BusUnavailable, Delivery, Outgoing, Publisher
+from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
 from backend.forward.admission import (
     DEFAULT_MAX_NEW_NODES,
@@ -72,7 +73,7 @@ def _text(value: str) -> str:
 
 
 class Router:
-    """Turns frames into Kafka records: validated messages to their topics, the rest dead."""
+    """Turns frames into bus records: validated messages to their topics, the rest dead."""
 
     TEXT_CHARS = 1024
     """Characters kept of a dead letter's reason, tag, peer and node_id (msgspec quotes the
@@ -206,8 +207,8 @@ class Router:
         return f"{text[: self.TEXT_CHARS]}... (cut to {self.TEXT_CHARS} of {len(text)} characters)"
 
 
-class KafkaSink:
-    """The server's sink: route, publish, and retry until Kafka has acknowledged."""
+class BusSink:
+    """The server's sink: route, publish, and retry until the bus has acknowledged."""
 
     def __init__(self, routing: FrameRouting, publisher: Publisher) -> None:
         self._routing = routing
@@ -223,7 +224,7 @@ class KafkaSink:
     async def _enqueue(self, records: list[Outgoing]) -> Delivery:
         return await retrying(
             lambda: self._publisher.enqueue(records),
-            what=f"publishing {len(records)} records to Kafka",
+            what=f"publishing {len(records)} records to the bus",
             retry_on=(BusUnavailable,),
             log=log,
         )
@@ -237,7 +238,7 @@ class KafkaSink:
             except BusUnavailable as error:
                 delay = backoff.next_delay()
                 log.warning(
-                    "Kafka lost %d records (%s); resending in %.1f s", len(records), error, delay
+                    "the bus lost %d records (%s); resending in %.1f s", len(records), error, delay
                 )
                 await asyncio.sleep(delay)
                 delivery = await self._enqueue(records)
@@ -260,15 +261,10 @@ async def run_accumulator(
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     max_new_nodes: int = DEFAULT_MAX_NEW_NODES,
 ) -> None:
-    """Serve the Forward protocol until `stop` is set, then flush to Kafka."""
+    """Serve the Forward protocol until `stop` is set, then flush to the bus."""
     return_big_buffers()
     listen_port = settings.accumulator_port if port is None else port
-    await retrying(
-        lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
-        what=f"creating topics on {settings.bus_label}",
-        retry_on=(BusUnavailable,),
-        log=log,
-    )
+    await ensure_topics_retrying(bus, settings, log)
     publisher = bus.publisher()
     await retrying(
         publisher.start,
@@ -287,7 +283,7 @@ async def run_accumulator(
     )
     routing = FrameRouting(router, settings.topics.deadletter, max_frame_dead_letters)
     server = ForwardServer(
-        KafkaSink(routing, publisher),
+        BusSink(routing, publisher),
         settings.accumulator_host,
         listen_port,
         max_frame_bytes=max_frame_bytes,

@@ -15,7 +15,7 @@ from backend.store import Store
 
 def open_bus(settings: Settings) -> Bus:
     if settings.embedded is None:
-        from backend.bus.kafka import KafkaBus
+        from backend.bus.kafka.bus import KafkaBus
 
         return KafkaBus(settings.kafka, settings.partitions, settings.kafka_security)
     from backend.bus.embedded import DEFAULT_RETENTION, EmbeddedBus

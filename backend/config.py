@@ -63,6 +63,8 @@ class Topics:
     registry: str
     deadletter_replays: str
     """Compacted, keyed by a dead letter's `partition:offset`: the letters replayed."""
+    notifications: str
+    """Compacted, keyed by `alert_id/receiver`: what the notifier last sent each receiver."""
 
     @classmethod
     def for_namespace(cls, namespace: str) -> Topics:
@@ -75,6 +77,7 @@ class Topics:
             alert_commands=f"{namespace}.alert-commands",
             registry=f"{namespace}.registry",
             deadletter_replays=f"{namespace}.deadletter-replays",
+            notifications=f"{namespace}.notifications",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -87,12 +90,13 @@ class Topics:
             self.alert_commands,
             self.registry,
             self.deadletter_replays,
+            self.notifications,
         )
 
     def compacted(self) -> tuple[str, ...]:
-        """Topics that hold the latest state per key (alert, node, replayed letter) and are
-        read from the start."""
-        return (self.alerts, self.registry, self.deadletter_replays)
+        """Topics that hold the latest state per key (alert, node, replayed letter, notice
+        sent) and are read from the start."""
+        return (self.alerts, self.registry, self.deadletter_replays, self.notifications)
 
 
 @dataclass(frozen=True, slots=True)

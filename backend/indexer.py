@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from backend.bus import Bus, BusUnavailable, Incoming, Outgoing, Publisher, Subscription
+from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
 from backend.retry import retrying
 from backend.runner import until_stopped
@@ -77,7 +78,7 @@ class Indexer:
                 await self.process(batch)
                 await retrying(
                     self._subscription.commit,
-                    what="committing offsets on Kafka",
+                    what="committing offsets on the bus",
                     retry_on=(BusUnavailable,),
                     log=log,
                 )
@@ -193,12 +194,7 @@ async def _connect(
     settings: Settings, bus: Bus, store: Store, subscription: Subscription, dead: Publisher
 ) -> None:
     kafka = settings.bus_label
-    await retrying(
-        lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
-        what=f"creating topics on {kafka}",
-        retry_on=(BusUnavailable,),
-        log=log,
-    )
+    await ensure_topics_retrying(bus, settings, log)
     await retrying(
         store.ensure_schema,
         what=f"preparing {settings.store_label}",

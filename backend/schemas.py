@@ -367,3 +367,23 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", 
 
 
 AlertCommand = Acknowledge | Unacknowledge | Resolve | RaiseAlert | ClearAlert | RuleMatch
+
+
+class NoticeStatus(enum.StrEnum):
+    """What a notification said of its alert, in Alertmanager's words."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """What the notifier last sent one receiver about one alert (`delivered` False: it gave
+    up), kept on the compacted notifications topic so a restarted notifier carries on."""
+
+    alert_id: str
+    receiver: str
+    fingerprint: str
+    status: NoticeStatus
+    sent_at: str
+    count: int
+    delivered: bool = True

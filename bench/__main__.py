@@ -16,8 +16,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench.common import render_table
-from bench.summary import READERS, RESULTS, chart, collect, table, to_json
+from bench.common import RESULTS, render_table
+from bench.summary import READERS, chart, collect, table, to_json
 
 ON_REQUEST = ("volume",)
 """Benchmarks too long for every run: only with `--volume` or named in `--only`."""

@@ -18,45 +18,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import multiprocessing
-import random
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 
 from backend.alerting.service import BATCH_RECORDS
-from backend.bus.kafka import KafkaBus
+from backend.bus.kafka.bus import KafkaBus
 from backend.config import Settings
 from backend.forward.sender import AckSender
 from backend.schemas import Alert, InvalidRecord, decode_as, now_iso
 from bench.common import (
+    START_TIMEOUT_S,
+    Accumulator,
     BenchError,
     Phase,
     Service,
+    bench_parser,
     bench_settings,
-    code_line,
     deadline_in,
-    free_port,
-    note_busy,
+    logdeck_service,
+    percentile,
     render_table,
     run_and_record,
-    wait_for_port,
+    verdict,
 )
-from bench.ingest import code_state, machine, service_flags
-from simulators.traffic import PROFILES, Traffic
+from bench.load import background_process
+from bench.machine import announce, stack_machine, timestamp
+from bench.servers import TopicSize, check_kafka, drop_topics
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "alerts.json"
 DEFAULT_ALERTS = 1000
 QUICK_ALERTS = 200
 DEFAULT_RATE = 5000.0
@@ -68,10 +65,7 @@ TARGET_BACKGROUND_SHARE = 0.95
 
 PROBE_SERVICE = "BenchProbe"
 PROBE_NODE = "bench-probe-01"
-BACKGROUND_POOL = 20_000
-BACKGROUND_TICK_S = 0.01
 WARM_UP_S = 2.0
-START_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 30.0
 
 
@@ -82,8 +76,7 @@ class Latencies:
     values: list[float]
 
     def at(self, share: float) -> float:
-        """The nearest-rank percentile: the smallest value with `share` of them at or below."""
-        return self.values[max(0, math.ceil(share * len(self.values)) - 1)]
+        return percentile(self.values, share)
 
     def to_json(self) -> dict[str, float]:
         return {
@@ -136,46 +129,6 @@ class AlertWatch:
             self.seen.setdefault(alert.fingerprint.removeprefix(self._prefix), arrived)
 
 
-class Background:
-    """`rate` simulated logs per second through the accumulator, until stopped.
-
-    It runs in a process of its own (`background_process`), as the other services of a
-    real system would: its work never delays the probes' sends or the alerts' reading.
-    """
-
-    def __init__(self, port: int, rate: float, seed: int) -> None:
-        rng = random.Random(seed)
-        nodes = [
-            Traffic(f"bench-{profile.short}-{index:02d}", profile.name, rng)
-            for profile in PROFILES
-            for index in range(1, 4)
-        ]
-        self._pool = [msgspec.to_builtins(rng.choice(nodes).log()) for _ in range(BACKGROUND_POOL)]
-        self._sender = AckSender("logdeck", "127.0.0.1", port)
-        self._rate = rate
-        self._sent = 0
-
-    async def run(self) -> None:
-        """Paced in ticks of 10 ms; each record gets a fresh log_id and the time it is sent."""
-        await self._sender.start()
-        started = time.perf_counter()
-        while True:
-            due = int((time.perf_counter() - started) * self._rate) - self._sent
-            stamp = now_iso()
-            for _ in range(due):
-                record = dict(self._pool[self._sent % BACKGROUND_POOL])
-                record["log_id"] = f"bg-{self._sent}"
-                record["timestamp"] = stamp
-                await self._sender.emit("log", record)
-                self._sent += 1
-            await asyncio.sleep(BACKGROUND_TICK_S)
-
-
-def background_process(port: int, rate: float, seed: int) -> None:
-    """The entry point of the background's process; it runs until terminated."""
-    asyncio.run(Background(port, rate, seed).run())
-
-
 class Probes:
     """ERRORs with an error code each, sent one by one as a service would, times kept."""
 
@@ -202,13 +155,6 @@ class Probes:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(30):
                 await self._sender.close()
-
-
-async def logs_on_topic(consumer: AIOKafkaConsumer, settings: Settings) -> int:
-    partitions = [TopicPartition(settings.topics.logs, p) for p in range(settings.partitions)]
-    async with asyncio.timeout(10):
-        ends: dict[Any, int] = await consumer.end_offsets(partitions)
-    return sum(ends.values())
 
 
 async def wait_for_alerts(
@@ -249,19 +195,15 @@ async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -
     await KafkaBus(settings.kafka, settings.partitions).ensure_topics(
         settings.topics.all(), settings.topics.compacted()
     )
-    port = free_port()
-    flags = service_flags(settings)
     with (
-        Service(
-            "accumulator",
-            ["accumulator", *flags, "--port", str(port)],
-            workdir / "accumulator.log",
-        ) as accumulator,
-        Service("alerter", ["alerter", *flags], workdir / "alerter.log") as alerter,
+        Accumulator(settings, workdir / "accumulator.log") as accumulator,
+        logdeck_service("alerter", settings, workdir / "alerter.log") as alerter,
     ):
-        await wait_for_port(accumulator, port, deadline_in(START_TIMEOUT_S))
+        await accumulator.listening()
+        port = accumulator.port
         watch = AlertWatch(settings)
         offsets = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+        logs_on_topic = TopicSize(offsets, settings).total
         probes = Probes(port)
         await watch.start()
         await offsets.start()
@@ -280,7 +222,7 @@ async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -
             await asyncio.sleep(WARM_UP_S)
 
             codes = [f"P{index:05d}" for index in range(args.alerts)]
-            logs_before = await logs_on_topic(offsets, settings)
+            logs_before = await logs_on_topic()
             alerter_cpu = alerter.cpu_seconds()
             accumulator_cpu = accumulator.cpu_seconds()
             started = time.perf_counter()
@@ -295,7 +237,7 @@ async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -
                 watch, codes, deadline_in(SETTLE_TIMEOUT_S), [accumulator, alerter], background
             )
             span = time.perf_counter() - started
-            logs_after = await logs_on_topic(offsets, settings)
+            logs_after = await logs_on_topic()
             alerter_cpu = alerter.cpu_seconds() - alerter_cpu
             accumulator_cpu = accumulator.cpu_seconds() - accumulator_cpu
         finally:
@@ -321,20 +263,6 @@ async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -
         accumulator_cpu_seconds=accumulator_cpu,
         snapshots=watch.snapshots,
     )
-
-
-async def drop_topics(settings: Settings) -> None:
-    """Delete the run's topics (best effort: the run is over)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(30):
-            await admin.start()
-            existing = set(await admin.list_topics())
-            ours = [topic for topic in settings.topics.all() if topic in existing]
-            if ours:
-                await admin.delete_topics(ours)
-    with contextlib.suppress(Exception):
-        await admin.close()
 
 
 def figures(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -375,36 +303,23 @@ def render(rows: list[dict[str, Any]]) -> str:
             row["figure"],
             row["value"],
             row["target"],
-            "-" if "met" not in row else ("yes" if row["met"] else "NO"),
+            verdict(row.get("met")),
         ]
         for row in rows
     ]
     return render_table(["figure", "value", "target", "met?"], cells)
 
 
-async def check_kafka(settings: Settings) -> None:
-    host, _, port = settings.kafka.rpartition(":")
-    try:
-        async with asyncio.timeout(10):
-            _, writer = await asyncio.open_connection(host, int(port))
-            writer.close()
-    except (OSError, TimeoutError) as error:
-        raise BenchError(
-            f"Kafka ({settings.kafka}) must be running (`logdeck stack up`): {error}"
-        ) from None
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings("alerts")
     await check_kafka(settings)
-    info = machine("not used")
-    code = code_state()
-    print(
+    info = stack_machine("not used")
+    code = await announce(
         f"logdeck alert latency benchmark: {args.alerts:,} alerts at {args.probe_rate:g}/s "
         f"under {args.rate:,.0f} logs/s, namespace {settings.namespace}, {info['nproc']} CPUs, "
-        f"Kafka {settings.kafka}\n{code_line(code)}"
+        f"Kafka {settings.kafka}",
+        info,
     )
-    await note_busy(info)
     try:
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-") as workdir:
             result = await measure(settings, args, Path(workdir))
@@ -417,7 +332,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"\n{result.missing:,} probes raised no alert within {SETTLE_TIMEOUT_S:.0f} s")
     return {
         "benchmark": "alerts",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "namespace": settings.namespace,
         "machine": info,
         "code": code,
@@ -444,9 +359,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.alerts",
-        description="ERROR -> alert latency through accumulator, Kafka and alerter, under load.",
+    parser = bench_parser(
+        "alerts", "ERROR -> alert latency through accumulator, Kafka and alerter, under load."
     )
     parser.add_argument("--alerts", type=int, help=f"probe alerts (default {DEFAULT_ALERTS:,})")
     parser.add_argument(
@@ -458,9 +372,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--probe-rate", type=float, default=DEFAULT_PROBE_RATE, help="probes/s (%(default)g)"
     )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/alerts.json)"
-    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the background traffic")
     args = parser.parse_args(argv)
     if args.alerts is None:
@@ -471,8 +382,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_and_record(run, args)
+    return run_and_record(run, parse_args(argv))
 
 
 if __name__ == "__main__":

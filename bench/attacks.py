@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +40,19 @@ import msgpack
 from backend.config import Settings
 from backend.schemas import now_iso
 from bench.common import (
+    Accumulator,
     BenchError,
-    Service,
+    bench_parser,
     bench_settings,
-    code_line,
-    deadline_in,
-    free_port,
-    note_busy,
+    memory_kib,
+    percentile,
     render_table,
     run_and_record,
-    wait_for_port,
+    verdict,
 )
-from bench.ingest import code_state, machine
-from tests.integration.harness import connection_flags
+from bench.machine import announce, stack_machine, timestamp
+from bench.servers import drop_topics
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "attacks.json"
 TARGET_MAX_ACK_S = 1.0
 GOOD_CHUNK = 50
 GOOD_EVERY_S = 0.05
@@ -64,10 +61,7 @@ ATTACKER = "127.0.0.2"
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for process {pid}")
+    return memory_kib("VmRSS", pid) / 1024
 
 
 # The attacks, each run in a process of its own until terminated ----------------------------
@@ -247,14 +241,12 @@ class RssWatch:
 async def phase(
     name: str | None, settings: Settings, workdir: Path, seconds: float, flags: list[str]
 ) -> dict[str, Any]:
-    port = free_port()
     label = name or "baseline"
-    with Service(
-        "accumulator",
-        ["accumulator", *connection_flags(settings), "--port", str(port), *flags],
-        workdir / f"accumulator-{label.replace(' ', '-')}.log",
+    with Accumulator(
+        settings, workdir / f"accumulator-{label.replace(' ', '-')}.log", flags
     ) as accumulator:
-        await wait_for_port(accumulator, port, deadline_in(60))
+        await accumulator.listening()
+        port = accumulator.port
         await asyncio.sleep(1.0)  # settled after start
         watch = RssWatch(accumulator.pid)
         attacker = None
@@ -278,7 +270,7 @@ async def phase(
     ordered = sorted(latencies)
     acks = {
         "p50": statistics.median(ordered) * 1000,
-        "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
+        "p99": percentile(ordered, 0.99) * 1000,
         "max": ordered[-1] * 1000,
     }
     hits = sorted({flag for flag in _FLAGS if f"({flag})" in log})
@@ -311,25 +303,22 @@ _FLAGS = (
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings("attacks")
-    code = code_state()
     with tempfile.TemporaryDirectory(prefix="logdeck-bench-attacks-") as folder:
         if not args.kafka:
             settings = Settings(embedded=Path(folder) / "data", namespace=settings.namespace)
         backend = settings.bus_label
-        info = machine("not used" if not args.kafka else "-")
-        print(
+        info = stack_machine("not used" if not args.kafka else "-")
+        code = await announce(
             f"logdeck attacks benchmark on {backend}: {args.seconds:g} s a phase, "
-            f"{info['nproc']} CPUs\n{code_line(code)}"
+            f"{info['nproc']} CPUs",
+            info,
         )
-        await note_busy(info)
         phases: dict[str, Any] = {}
         for name in [None, *args.attacks]:
             phases[name or "baseline"] = await phase(
                 name, settings, Path(folder), args.seconds, args.flags
             )
     if args.kafka:
-        from bench.alerts import drop_topics
-
         await drop_topics(settings)
     rows = [
         [
@@ -338,7 +327,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{figures['good_ack_ms']['p50']:,.1f} ms",
             f"{figures['good_ack_ms']['max']:,.1f} ms",
             f"< {TARGET_MAX_ACK_S * 1000:,.0f} ms",
-            "yes" if figures["good_ack_ms"]["max"] < TARGET_MAX_ACK_S * 1000 else "no",
+            verdict(figures["good_ack_ms"]["max"] < TARGET_MAX_ACK_S * 1000),
             f"{figures['rss_mib']['before']:,.0f} / {figures['rss_mib']['peak']:,.0f} / "
             f"{figures['rss_mib']['end']:,.0f}",
         ]
@@ -349,7 +338,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(render_table(header, rows))
     return {
         "benchmark": "attacks",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "backend": backend,
         "namespace": settings.namespace,
         "machine": info,
@@ -366,9 +355,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.attacks",
-        description="A good client's acks and the accumulator's RSS while each attack runs.",
+    parser = bench_parser(
+        "attacks", "A good client's acks and the accumulator's RSS while each attack runs."
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase (%(default)s)")
     parser.add_argument(
@@ -384,7 +372,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         help="an extra accumulator flag (repeat: --flag=--max-buffered-bytes --flag=1000)",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file")
     return parser.parse_args(argv)
 
 

@@ -11,7 +11,6 @@ only, as before the budget existed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
@@ -34,17 +33,17 @@ from backend.store.embedded import EmbeddedStore
 from backend.store.query import LogQuery
 from bench.common import (
     Phase,
-    Service,
+    bench_parser,
     bench_settings,
     deadline_in,
-    note_busy,
+    logdeck_service,
     render_table,
     run_and_record,
     watch,
 )
-from bench.ingest import check_servers, code_state, machine, service_flags
+from bench.machine import code_state, note_busy, stack_machine
+from bench.servers import check_servers, drop_indices, drop_topics
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "backlog.json"
 SMALL_BYTES = 200
 NO_BUDGET = 1 << 62
 """A poll budget no backlog reaches: the poll is bounded by its record count only."""
@@ -150,19 +149,8 @@ def elasticsearch_count(
         return int(found["count"])
 
     async def drop() -> None:
-        with contextlib.suppress(Exception):
-            await es.indices.delete(index=pattern, allow_no_indices=True, ignore_unavailable=True)
-        with contextlib.suppress(Exception):
-            await es.options(ignore_status=404).indices.delete_index_template(
-                name=settings.indices.logs_prefix.rstrip("-")
-            )
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-        with contextlib.suppress(Exception):
-            await admin.start()
-            existing = set(await admin.list_topics())
-            await admin.delete_topics([t for t in settings.topics.all() if t in existing])
-        with contextlib.suppress(Exception):
-            await admin.close()
+        await drop_indices(es, settings)
+        await drop_topics(settings)
 
     return count, drop
 
@@ -175,9 +163,6 @@ async def measure(
     if backend == "embedded":
         folder = workdir / f"{backend}-{case.name.replace(' ', '-')}"
         settings = Settings(embedded=folder, namespace=settings.namespace, partitions=6)
-        flags = ["--embedded", str(folder), "--namespace", settings.namespace]
-    else:
-        flags = service_flags(settings)
     records = backlog(settings, count, case.message_bytes)
     phase = Phase(f"{backend}: {case.name}", count)
     if backend == "embedded":
@@ -190,7 +175,7 @@ async def measure(
     log_path = workdir / f"indexer-{backend}-{case.name.replace(' ', '-')}.log"
     env = {"LOGDECK_POLL_BYTES": str(case.poll_bytes)}
     try:
-        with Service("indexer", ["indexer", *flags], log_path, env=env) as indexer:
+        with logdeck_service("indexer", settings, log_path, env=env) as indexer:
             started = time.perf_counter()
             arrival = await watch(
                 stored,
@@ -251,7 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print(render_table(["indexer on the backlog", "peak RSS", "small logs", "ratio", "time"], rows))
     return {
-        "machine": machine(es_version),
+        "machine": stack_machine(es_version),
         "code": code_state(),
         "measured_at": now_iso(),
         **info,
@@ -263,16 +248,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.backlog",
-        description="The indexer's peak memory on a backlog of large logs, beside small ones.",
+    parser = bench_parser(
+        "backlog", "The indexer's peak memory on a backlog of large logs, beside small ones."
     )
     parser.add_argument("--logs", type=int, default=150, help="logs waiting (%(default)s)")
     parser.add_argument(
         "--message-mb", type=float, default=10.0, help="size of each message (%(default)s MB)"
     )
     parser.add_argument("--backend", choices=("embedded", "kafka", "both"), default="both")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file")
     return parser.parse_args(argv)
 
 

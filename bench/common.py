@@ -2,7 +2,9 @@
 
 A service under test runs as a subprocess, so it has a core of its own and its CPU time can
 be read from /proc apart from the client's. Every wait is a bounded poll loop: a stalled
-pipeline ends the run with a clear error instead of hanging it.
+pipeline ends the run with a clear error instead of hanging it. What a run records of the
+machine and the code is in bench/machine.py; the servers' checks and clean-up in
+bench/servers.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import json
 import math
 import os
-import platform
+import random
 import signal
 import socket
 import subprocess
@@ -23,11 +25,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from backend.config import Settings
+from simulators.traffic import PROFILES, Traffic
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+"""Where each benchmark writes its results file unless told otherwise (`--out`)."""
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -40,6 +45,29 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def memory_kib(field: str, pid: int | str = "self") -> int:
+    """A memory figure of /proc/<pid>/status (VmRSS now, VmHWM at its peak), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise BenchError(f"no {field} for process {pid}")
+
+
+def logdeck_command(*args: str, profile: Path | None = None) -> list[str]:
+    """The `logdeck` command line every benchmark starts (under cProfile with `profile`)."""
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    return [sys.executable, *profiler, "-m", "launch", *args]
+
+
+def service_flags(settings: Settings) -> list[str]:
+    """The flags that put a `logdeck` service on the run's backend and namespace."""
+    if settings.embedded is not None:
+        where = ["--embedded", str(settings.embedded)]
+    else:
+        where = ["--kafka", settings.kafka, "--elasticsearch", settings.elasticsearch]
+    return [*where, "--namespace", settings.namespace, "--partitions", str(settings.partitions)]
 
 
 class Service:
@@ -60,17 +88,16 @@ class Service:
     ) -> None:
         self.name = name
         self.log_path = log_path
-        profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
         with log_path.open("ab") as log:
             self._popen = subprocess.Popen(
-                [sys.executable, *profiler, "-m", "console", *args],
+                logdeck_command(*args, profile=profile),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
@@ -89,11 +116,8 @@ class Service:
         return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
     def peak_rss_bytes(self) -> int:
-        """The most memory the process has held resident so far (VmHWM of /proc/<pid>/status)."""
-        for line in Path(f"/proc/{self._popen.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise BenchError(f"no VmHWM for the {self.name}")
+        """The most memory the process has held resident so far."""
+        return memory_kib("VmHWM", self.pid) * 1024
 
     def check_running(self) -> None:
         code = self._popen.poll()
@@ -116,45 +140,6 @@ class Service:
             self._popen.wait(10)
 
 
-def _cpu_times() -> tuple[int, int]:
-    """Idle and total jiffies of all CPUs since boot (the `cpu` line of /proc/stat)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return idle, sum(fields)
-
-
-async def background_busy(seconds: float = 1.0) -> float:
-    """Share of the machine's CPU time busy over `seconds` before the run: others' work."""
-    idle_before, total_before = _cpu_times()
-    await asyncio.sleep(seconds)
-    idle_after, total_after = _cpu_times()
-    total = total_after - total_before
-    return 1 - (idle_after - idle_before) / total if total else 0.0
-
-
-BUSY_BEFORE_START = 0.15
-"""CPU share in use before a run above which its figures are said to share the machine."""
-
-
-async def note_busy(info: dict[str, Any]) -> None:
-    """Record in `info` how busy the CPUs were before the start; say so when they were."""
-    busy = info["busy_before_start"] = await background_busy()
-    if busy > BUSY_BEFORE_START:
-        print(f"note: the CPUs were {busy:.0%} busy before the start: figures share them")
-
-
-def cpu_model() -> str:
-    """The processor's model name, for the record of where a figure was measured."""
-    return next(
-        (
-            line.partition(":")[2].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-
-
 def deadline_in(seconds: float) -> float:
     """A deadline on the clock of `time.monotonic` (and of asyncio's `timeout_at`)."""
     return time.monotonic() + seconds
@@ -165,17 +150,59 @@ def polls_until(deadline: float, interval: float) -> range:
     return range(max(1, math.ceil((deadline - time.monotonic()) / interval)))
 
 
-async def wait_for_port(service: Service, port: int, deadline: float) -> None:
-    """Until `service` accepts connections on `port`."""
-    for _ in polls_until(deadline, 0.1):
+async def wait_for_log(service: Service, text: str, deadline: float) -> None:
+    """Until `service` has logged `text`."""
+    for _ in polls_until(deadline, 0.2):
         service.check_running()
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
+        if text in service.log_path.read_text(errors="replace"):
             return
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{service.name} not listening on port {port} in time")
+        await asyncio.sleep(0.2)
+    raise BenchError(f"{service.name} did not log {text!r} in time")
+
+
+def logdeck_service(
+    command: str,
+    settings: Settings,
+    log_path: Path,
+    *extra: str,
+    profile: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Service:
+    """`logdeck <command>` on the backend and namespace of `settings`, `extra` flags after."""
+    return Service(
+        command, [command, *service_flags(settings), *extra], log_path, profile=profile, env=env
+    )
+
+
+START_TIMEOUT_S = 60.0
+"""How long a service may take to start."""
+
+
+class Accumulator(Service):
+    """`logdeck accumulator` on a port of its own, on the backend and namespace of `settings`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        extra: Sequence[str] = (),
+        profile: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        flags = [*service_flags(settings), "--port", str(self.port), *extra]
+        super().__init__("accumulator", ["accumulator", *flags], log_path, profile)
+
+    async def listening(self, deadline: float | None = None) -> None:
+        """Until it accepts connections (by `deadline`, or within `START_TIMEOUT_S`)."""
+        for _ in polls_until(deadline or deadline_in(START_TIMEOUT_S), 0.1):
+            self.check_running()
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            await asyncio.sleep(0.1)
+        raise BenchError(f"{self.name} not listening on port {self.port} in time")
 
 
 @contextlib.asynccontextmanager
@@ -289,23 +316,51 @@ async def watch(
     raise BenchError(f"timed out waiting for {what}: {value:,} of {target:,}")
 
 
-def bench_settings(purpose: str) -> Settings:
-    """The servers of the `LOGDECK_*` settings, in a namespace of this run's own."""
+def bench_settings(purpose: str, run: str | None = None) -> Settings:
+    """The servers of the `LOGDECK_*` settings, in a namespace of this run's own.
+
+    The namespace is `<run>-<purpose>`; `run` is new (`bench<random>`) unless given, so
+    the roles of one run can share it.
+    """
     base = Settings.from_env()
     return Settings(
         kafka=base.kafka,
         elasticsearch=base.elasticsearch,
-        namespace=f"bench{uuid.uuid4().hex[:8]}-{purpose}",
+        namespace=f"{run or new_run()}-{purpose}",
         partitions=base.partitions,
     )
 
 
-def code_line(code: dict[str, Any]) -> str:
-    """Which commit is measured, and what differs from it."""
-    return (
-        f"code at {(code['commit'] or 'unknown')[:10]}, changed since: "
-        f"{', '.join(code['changed']) or 'nothing'}"
+def new_run() -> str:
+    """A name of a run's own, the prefix of its namespaces."""
+    return f"bench{uuid.uuid4().hex[:8]}"
+
+
+def fleet(rng: random.Random, per_service: int, prefix: str = "") -> list[Traffic]:
+    """Simulated nodes, `per_service` of each service, named `<prefix><short>-<nn>`."""
+    return [
+        Traffic(f"{prefix}{profile.short}-{index:02d}", profile.name, rng)
+        for profile in PROFILES
+        for index in range(1, per_service + 1)
+    ]
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest rank: the smallest value with `share` (0 to 1) of them at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def bench_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The command line of `python -m bench.<name>`, with its `--out` (results/<name>.json)."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / f"{name}.json",
+        help=f"results file (bench/results/{name}.json)",
     )
+    return parser
 
 
 def run_and_record(
@@ -322,6 +377,11 @@ def run_and_record(
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults written to {args.out}")
     return 0
+
+
+def verdict(met: bool | None) -> str:
+    """A table's cell for whether a target was met: "-" where there is none."""
+    return "-" if met is None else ("yes" if met else "NO")
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import multiprocessing
 import queue
 import random
@@ -28,36 +27,39 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
-from pathlib import Path
 from typing import Any
 
 import msgspec
 from textual import events
 from textual.pilot import Pilot
 
+from backend.backends import open_store
 from backend.bus.base import Outgoing
-from backend.bus.kafka import KafkaBus, KafkaTail
+from backend.bus.kafka.bus import KafkaBus
+from backend.bus.kafka.subscription import KafkaTail
 from backend.config import Settings
 from backend.observe.live import LiveObserver
 from backend.schemas import Level, Log, encode, now_iso
-from bench.alerts import check_kafka, drop_topics
 from bench.common import (
     BenchError,
     Phase,
+    bench_parser,
     bench_settings,
-    code_line,
     deadline_in,
-    note_busy,
+    fleet,
+    memory_kib,
+    percentile,
     polls_until,
     render_table,
     run_and_record,
+    verdict,
 )
-from bench.ingest import code_state, machine
+from bench.machine import announce, stack_machine, timestamp
+from bench.servers import check_kafka, drop_topics
 from console.app import LogdeckApp
-from simulators.traffic import PROFILES, Traffic
+from simulators.traffic import PROFILES
 from widgets.log_feed import LogFeed
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "console.json"
 DEFAULT_SECONDS = 60.0
 QUICK_SECONDS = 10.0
 RATES = (20_000, 5_000)
@@ -109,11 +111,7 @@ async def _produce(
     timestamp, the time its slice is sent, which is what the console's lag is read from.
     """
     rng = random.Random(seed)
-    nodes = [
-        Traffic(f"bench-{profile.short}-{index:02d}", profile.name, rng)
-        for profile in PROFILES
-        for index in range(1, NODES_PER_SERVICE + 1)
-    ]
+    nodes = fleet(rng, NODES_PER_SERVICE, "bench-")
     pool = [rng.choice(nodes).log() for _ in range(POOL)]
     topic = settings.topics.logs
     publisher = KafkaBus(settings.kafka, settings.partitions).publisher()
@@ -185,7 +183,7 @@ class CountingObserver(LiveObserver):
 
     def __init__(self, settings: Settings) -> None:
         self.bus = _SignalledBus(settings)
-        super().__init__(settings, bus=self.bus)
+        super().__init__(settings, self.bus, open_store(settings))
         self.received = 0
 
     async def logs(self) -> AsyncIterator[list[Log]]:
@@ -205,16 +203,7 @@ class Samples:
 
 
 def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise BenchError("no VmRSS in /proc/self/status")
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """Nearest rank: the smallest value with `share` of them at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+    return memory_kib("VmRSS") / 1024
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
@@ -580,7 +569,7 @@ def render(rows: Sequence[dict[str, Any]], rates: Sequence[int]) -> str:
         line = [row["figure"], row["target"]]
         for rate in rates:
             met = row["met"][str(rate)]
-            line += [row["values"][str(rate)], "-" if met is None else ("yes" if met else "NO")]
+            line += [row["values"][str(rate)], verdict(met)]
         cells.append(line)
     return render_table(header, cells)
 
@@ -588,14 +577,13 @@ def render(rows: Sequence[dict[str, Any]], rates: Sequence[int]) -> str:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings("console")
     await check_kafka(settings)
-    info = machine("not queried (health only)")
-    code = code_state()
-    print(
+    info = stack_machine("not queried (health only)")
+    code = await announce(
         f"logdeck console benchmark: {', '.join(f'{r:,}' for r in args.rates)} logs/s, "
         f"{args.seconds:g} s each, namespace {settings.namespace}, {info['nproc']} CPUs, "
-        f"Kafka {settings.kafka}\n{code_line(code)}"
+        f"Kafka {settings.kafka}",
+        info,
     )
-    await note_busy(info)
     runs: list[RateRun] = []
     try:
         await KafkaBus(settings.kafka, settings.partitions).ensure_topics(
@@ -614,7 +602,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "benchmark": "console",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "namespace": settings.namespace,
         "machine": info,
         "code": code,
@@ -637,18 +625,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.console",
-        description="The console's key response, lag, memory and lost lines under a live feed.",
+    parser = bench_parser(
+        "console", "The console's key response, lag, memory and lost lines under a live feed."
     )
     parser.add_argument(
         "--seconds", type=float, help=f"load per rate, in seconds (default {DEFAULT_SECONDS:g})"
     )
     parser.add_argument(
         "--quick", action="store_true", help=f"smoke run of {QUICK_SECONDS:g} s per rate"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/console.json)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
     args = parser.parse_args(argv)
@@ -661,8 +645,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_and_record(run, args)
+    return run_and_record(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -26,37 +25,37 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-
-from backend.bus.kafka import KafkaBus, KafkaSubscription
+from backend.bus.kafka.bus import KafkaBus
+from backend.bus.kafka.subscription import KafkaSubscription
 from backend.config import Settings
 from backend.monitor.service import node_down_fingerprint
 from backend.schemas import NodeEntry, NodeStatus, decode_as
 from backend.stack.layout import KAFKA_VERSION
 from bench.common import (
+    START_TIMEOUT_S,
+    Accumulator,
     BenchError,
     Phase,
     Service,
-    background_busy,
+    bench_parser,
     bench_settings,
-    code_line,
-    cpu_model,
     deadline_in,
-    free_port,
+    logdeck_service,
+    percentile,
     polls_until,
     render_table,
     run_and_record,
-    wait_for_port,
+    verdict,
+    wait_for_log,
 )
-from bench.ingest import code_state
+from bench.machine import announce, machine, timestamp
+from bench.servers import check_kafka, drop_topics
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "detection.json"
-START_TIMEOUT_S = 60.0
 DETECTION_MARGIN_S = 0.5
 """Target: every kill raised within the timeout plus this."""
 STAGGER_INTERVALS = 0.685
@@ -122,15 +121,6 @@ async def registry(bus: KafkaBus, settings: Settings) -> dict[str, NodeEntry]:
     return {
         entry.node_id: entry for entry in (decode_as(record.value, NodeEntry) for record in records)
     }
-
-
-async def wait_for_log(service: Service, text: str, deadline: float) -> None:
-    for _ in polls_until(deadline, 0.2):
-        service.check_running()
-        if text in service.log_path.read_text(errors="replace"):
-            return
-        await asyncio.sleep(0.2)
-    raise BenchError(f"{service.name} did not log {text!r} in time")
 
 
 async def fleet_pids(fleet: Service, nodes: int, deadline: float) -> dict[str, int]:
@@ -247,78 +237,21 @@ def describe(values: Sequence[float]) -> dict[str, float]:
     return {
         "min": ordered[0],
         "median": statistics.median(ordered),
-        "p95": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
+        "p95": percentile(ordered, 0.95),
         "max": ordered[-1],
         "mean": statistics.fmean(ordered),
     }
 
 
-def machine() -> dict[str, Any]:
-    cpu = cpu_model()
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "kafka": KAFKA_VERSION,
-        "aiokafka": metadata.version("aiokafka"),
-    }
-
-
-async def drop_topics(settings: Settings) -> None:
-    """Delete the run's topics (best effort: the run is over)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(30):
-            await admin.start()
-            existing = set(await admin.list_topics())
-            ours = [topic for topic in settings.topics.all() if topic in existing]
-            if ours:
-                await admin.delete_topics(ours)
-    with contextlib.suppress(Exception):
-        await admin.close()
-
-
-async def check_kafka(settings: Settings) -> None:
-    host, _, port = settings.kafka.rpartition(":")
-    try:
-        async with asyncio.timeout(10):
-            _, writer = await asyncio.open_connection(host, int(port))
-            writer.close()
-    except (OSError, TimeoutError) as error:
-        raise BenchError(
-            f"Kafka ({settings.kafka}) must be running (`logdeck stack up`): {error}"
-        ) from None
-
-
-def flags(settings: Settings) -> list[str]:
-    return [
-        "--kafka",
-        settings.kafka,
-        "--namespace",
-        settings.namespace,
-        "--partitions",
-        str(settings.partitions),
-    ]
-
-
 async def measure(args: argparse.Namespace, settings: Settings, workdir: Path) -> dict[str, Any]:
     bus = KafkaBus(settings.kafka, settings.partitions)
-    port = free_port()
     deadline = deadline_in(START_TIMEOUT_S)
     with contextlib.ExitStack() as services:
-        accumulator = services.enter_context(
-            Service(
-                "accumulator",
-                ["accumulator", *flags(settings), "--port", str(port)],
-                workdir / "accumulator.log",
-            )
-        )
-        await wait_for_port(accumulator, port, deadline)
+        accumulator = services.enter_context(Accumulator(settings, workdir / "accumulator.log"))
+        await accumulator.listening(deadline)
         monitor = services.enter_context(
-            Service(
-                "monitor",
-                ["monitor", *flags(settings), "--timeout", str(args.timeout)],
-                workdir / "monitor.log",
+            logdeck_service(
+                "monitor", settings, workdir / "monitor.log", "--timeout", str(args.timeout)
             )
         )
         await wait_for_log(monitor, "caught up on all", deadline)
@@ -339,7 +272,7 @@ async def measure(args: argparse.Namespace, settings: Settings, workdir: Path) -
                         "--heartbeat-interval",
                         str(args.heartbeat_interval),
                         "--port",
-                        str(port),
+                        str(accumulator.port),
                         "--node-prefix",
                         f"{settings.namespace}-",
                     ],
@@ -389,7 +322,7 @@ def report(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]
     rows = []
     if detection is not None:
         for name in ("min", "median", "p95", "max"):
-            met = "-" if name != "max" else ("yes" if met_detection else "NO")
+            met = verdict(met_detection if name == "max" else None)
             rows.append(
                 [
                     f"detection after SIGKILL, {name}",
@@ -412,7 +345,7 @@ def report(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]
             "nodes killed / raised",
             f"{len(kills)} / {len(detected)}",
             "all",
-            "yes" if not missed else "NO",
+            verdict(not missed),
         ]
     )
     rows.append(
@@ -420,14 +353,14 @@ def report(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]
             f"false NODE_DOWN, soak {args.soak:g} s + kill phase",
             str(false_alarms),
             "0",
-            "yes" if false_alarms == 0 else "NO",
+            verdict(false_alarms == 0),
         ]
     )
     print()
     print(render_table(["figure", "value", "target", "met?"], rows))
     return {
         "benchmark": "detection",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "settings": {
             "nodes": args.nodes,
             "killed": args.kill,
@@ -463,15 +396,13 @@ def report(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings("detection")
     await check_kafka(settings)
-    info = machine()
-    code = code_state()
-    print(
+    info = machine(with_os=False, kafka=KAFKA_VERSION, aiokafka=metadata.version("aiokafka"))
+    code = await announce(
         f"logdeck detection benchmark: {args.nodes} nodes at {args.rate:g} logs/s each, "
         f"{args.kill} killed, timeout {args.timeout:g} s, soak {args.soak:g} s, "
-        f"namespace {settings.namespace}, {info['nproc']} CPUs\n"
-        f"{code_line(code)}"
+        f"namespace {settings.namespace}, {info['nproc']} CPUs",
+        info,
     )
-    info["busy_before_start"] = await background_busy()
     try:
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-") as workdir:
             measured = await measure(args, settings, Path(workdir))
@@ -486,9 +417,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.detection",
-        description="Dead-node detection time and false NODE_DOWN alarms of `logdeck monitor`.",
+    parser = bench_parser(
+        "detection", "Dead-node detection time and false NODE_DOWN alarms of `logdeck monitor`."
     )
     parser.add_argument("--nodes", type=int, default=30, help="simulated nodes (%(default)s)")
     parser.add_argument("--kill", type=int, default=20, help="nodes SIGKILLed (%(default)s)")
@@ -509,9 +439,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="all nodes up this long first, counting false alarms (%(default)s; 600 for the "
         "10-minute soak)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/detection.json)"
-    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the choice of victims")
     args = parser.parse_args(argv)
     if not 1 <= args.kill <= args.nodes:
@@ -520,8 +447,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_and_record(run, args)
+    return run_and_record(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shlex
 import shutil
 import sqlite3
 import statistics
@@ -24,23 +25,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.config import STORE_FILE
+from backend.config import STORE_FILE, Settings
 from backend.store.embedded import EmbeddedStore
 from backend.store.query import LogQuery
 from bench.common import (
+    Accumulator,
     BenchError,
     Phase,
-    Service,
+    bench_parser,
     deadline_in,
     free_port,
+    logdeck_command,
+    logdeck_service,
     render_table,
     run_and_record,
-    wait_for_port,
     watch,
 )
-from bench.ingest import Corpus, code_state, send_acked
+from bench.ingest import Corpus, send_acked
+from bench.machine import code_state
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "embedded.json"
 RATE_TARGET = 30_000
 READY_TARGET_S = 3.0
 _LOG_LINE = re.compile(r"\d\d:\d\d:\d\d(\.\d{3})? +(INFO|WARN|ERROR|FATAL) ")
@@ -49,21 +52,18 @@ _LOG_LINE = re.compile(r"\d\d:\d\d:\d\d(\.\d{3})? +(INFO|WARN|ERROR|FATAL) ")
 async def end_to_end(corpus: Corpus, workdir: Path) -> dict[str, float]:
     """Forward protocol in, stored and searchable out, through two processes."""
     data = workdir / "e2e"
-    port = free_port()
-    flags = ["--embedded", str(data), "--namespace", "bench"]
+    settings = Settings(embedded=data, namespace="bench")
     deadline = deadline_in(60 + len(corpus.records) / 2_000)
     store = EmbeddedStore(data / STORE_FILE)
     phase = Phase("store <- indexer <- bus <- accumulator", len(corpus.records))
     try:
         with (
-            Service(
-                "accumulator", ["accumulator", *flags, "--port", str(port)], workdir / "acc.log"
-            ) as accumulator,
-            Service("indexer", ["indexer", *flags], workdir / "indexer.log") as indexer,
+            Accumulator(settings, workdir / "acc.log") as accumulator,
+            logdeck_service("indexer", settings, workdir / "indexer.log") as indexer,
         ):
-            await wait_for_port(accumulator, port, deadline)
+            await accumulator.listening(deadline)
             started = time.perf_counter()
-            sending = asyncio.create_task(send_acked(port, corpus.records))
+            sending = asyncio.create_task(send_acked(accumulator.port, corpus.records))
 
             async def stored() -> int:
                 if sending.done() and sending.exception() is not None:
@@ -133,7 +133,9 @@ def demo_ready(workdir: Path, runs: int) -> list[float]:
     for run in range(runs):
         session = f"logdeck-bench-ready-{run}"
         data = workdir / f"demo-{run}"
-        command = f"{sys.executable} -m console demo --embedded {data} --port {free_port()}"
+        command = shlex.join(
+            logdeck_command("demo", "--embedded", str(data), "--port", str(free_port()))
+        )
         started = time.monotonic()
         subprocess.run(
             ["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "48", command],
@@ -162,7 +164,7 @@ def cli_start(runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "console", "--help"], check=True, capture_output=True)
+        subprocess.run(logdeck_command("--help"), check=True, capture_output=True)
         times.append(time.monotonic() - started)
     return times
 
@@ -207,14 +209,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.embedded",
-        description="The embedded backend's end-to-end rate and the demo's start time.",
+    parser = bench_parser(
+        "embedded", "The embedded backend's end-to-end rate and the demo's start time."
     )
     parser.add_argument("--logs", type=int, default=300_000, help="logs sent (%(default)s)")
     parser.add_argument("--runs", type=int, default=3, help="demo starts timed (%(default)s)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file")
     return parser.parse_args(argv)
 
 

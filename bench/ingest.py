@@ -16,69 +16,59 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import platform
 import pstats
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import fluent.sender
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
-from backend.bus.kafka import KafkaBus
+from backend.bus.kafka.bus import KafkaBus
 from backend.config import Settings
 from backend.forward.sender import AckSender
 from backend.schemas import Log, encode, now_iso
-from backend.stack.layout import KAFKA_VERSION
 from backend.store.elasticsearch import ElasticsearchStore, daily_index
 from bench.common import (
-    ROOT,
+    Accumulator,
     Arrival,
     BenchError,
     Phase,
     Service,
-    code_line,
-    cpu_model,
+    bench_parser,
+    bench_settings,
     deadline_in,
     failed,
     finish,
-    free_port,
-    note_busy,
+    fleet,
+    logdeck_service,
+    new_run,
     render_table,
     run_and_record,
     running,
-    wait_for_port,
+    verdict,
     watch,
 )
-from simulators.traffic import PROFILES, Traffic
+from bench.machine import announce, stack_machine, timestamp
+from bench.servers import TopicSize, check_servers, drop_indices, drop_topics
 
 DEFAULT_RECORDS = 200_000
 QUICK_RECORDS = 20_000
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ingest.json"
 
 ACK_BATCH = 1000
 BULK_BATCH = 5000
 NODES_PER_SERVICE = 3
 KAFKA_POLL_S = 0.025
 ES_POLL_S = 0.25
-START_TIMEOUT_S = 60.0
-"""Share of CPU time busy before the run above which it warns that others share the machine."""
 
 TARGET_ACCUMULATOR_RATE = 50_000
 TARGET_ACCUMULATOR_RATIO = 0.60
@@ -109,11 +99,7 @@ class Corpus:
     def generate(cls, count: int, seed: int) -> Corpus:
         """`count` simulated logs from 3 nodes of each service, in the default level mix."""
         rng = random.Random(seed)
-        nodes = [
-            Traffic(f"{profile.short}-{index:02d}", profile.name, rng)
-            for profile in PROFILES
-            for index in range(1, NODES_PER_SERVICE + 1)
-        ]
+        nodes = fleet(rng, NODES_PER_SERVICE)
         logs = [rng.choice(nodes).log() for _ in range(count)]
         ingested_at = now_iso()
         return cls(
@@ -188,14 +174,14 @@ class Figure:
         return all(ok for _, ok in self.targets) if self.targets else None
 
     def cells(self) -> list[str]:
-        ratio, met = self.ratio, self.met
+        ratio = self.ratio
         return [
             self.name,
             f"{self.value:,.0f} {self.unit}" if self.value is not None else "-",
             f"{self.baseline:,.0f} {self.unit}" if self.baseline else "-",
             f"{ratio:.0%}" if ratio is not None else "-",
             "; ".join(text for text, _ in self.targets) or "-",
-            "-" if met is None else ("yes" if met else "NO"),
+            verdict(self.met),
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -220,55 +206,12 @@ class Namespaces:
     bulk: Settings
 
     @classmethod
-    def fresh(cls, settings: Settings) -> Namespaces:
-        base = f"bench{uuid.uuid4().hex[:8]}"
+    def fresh(cls) -> Namespaces:
+        base = new_run()
+        return cls(base, *(bench_settings(role, base) for role in ("ingest", "indexer", "bulk")))
 
-        def named(role: str) -> Settings:
-            return Settings(
-                kafka=settings.kafka,
-                elasticsearch=settings.elasticsearch,
-                namespace=f"{base}-{role}",
-                partitions=settings.partitions,
-            )
-
-        return cls(base, named("ingest"), named("indexer"), named("bulk"))
-
-
-class TopicSize:
-    """Records on a topic, summed from its partitions' end offsets (nothing is consumed)."""
-
-    def __init__(self, consumer: Any, settings: Settings) -> None:
-        self._consumer = consumer
-        self._partitions = [
-            TopicPartition(settings.topics.logs, p) for p in range(settings.partitions)
-        ]
-
-    async def total(self) -> int:
-        async with asyncio.timeout(10):
-            offsets: dict[Any, int] = await self._consumer.end_offsets(self._partitions)
-        return sum(offsets.values())
-
-    async def growth(self) -> Callable[[], Awaitable[int]]:
-        """A counter of the records added from now on."""
-        base = await self.total()
-
-        async def grown() -> int:
-            return await self.total() - base
-
-        return grown
-
-
-def service_flags(settings: Settings) -> list[str]:
-    return [
-        "--kafka",
-        settings.kafka,
-        "--elasticsearch",
-        settings.elasticsearch,
-        "--namespace",
-        settings.namespace,
-        "--partitions",
-        str(settings.partitions),
-    ]
+    def all(self) -> tuple[Settings, ...]:
+        return self.ingest, self.indexer, self.bulk
 
 
 # Clients ------------------------------------------------------------------------------------
@@ -441,14 +384,13 @@ async def accumulator_runs(
     settings: Settings, consumer: Any, corpus: Corpus, workdir: Path, profile: Path | None
 ) -> tuple[Measured, Measured]:
     """Both clients, one after the other, through one accumulator."""
-    port = free_port()
-    with Service(
-        "accumulator",
-        ["accumulator", *service_flags(settings), "--port", str(port)],
+    with Accumulator(
+        settings,
         workdir / "accumulator.log",
-        profile / "accumulator.prof" if profile else None,
+        profile=profile / "accumulator.prof" if profile else None,
     ) as accumulator:
-        await wait_for_port(accumulator, port, deadline_in(START_TIMEOUT_S))
+        await accumulator.listening()
+        port = accumulator.port
         size = TopicSize(consumer, settings)
         packed = await through_accumulator(
             accumulator,
@@ -474,11 +416,11 @@ async def through_indexer(
     deadline = phase_deadline(records)
     phase = Phase("Elasticsearch <- indexer", records)
     started = time.perf_counter()
-    with Service(
+    with logdeck_service(
         "indexer",
-        ["indexer", *service_flags(settings)],
+        settings,
         workdir / "indexer.log",
-        profile / "indexer.prof" if profile else None,
+        profile=profile / "indexer.prof" if profile else None,
     ) as indexer:
         arrival = await _watch_es(
             es, settings, records, started, deadline, phase, [indexer.check_running]
@@ -614,56 +556,6 @@ class Results:
         ]
 
 
-async def check_servers(settings: Settings, es: AsyncElasticsearch) -> str:
-    """Elasticsearch's version, once both servers answer."""
-    host, _, port = settings.kafka.rpartition(":")
-    try:
-        async with asyncio.timeout(10):
-            _, writer = await asyncio.open_connection(host, int(port))
-            writer.close()
-            # GET / is not served by the integ-test distribution the stack runs.
-            nodes = await es.nodes.info(node_id="_local", filter_path="nodes.*.version")
-    except Exception as error:
-        raise BenchError(
-            f"Kafka ({settings.kafka}) and Elasticsearch ({settings.elasticsearch}) must be "
-            f"running (`logdeck stack up`): {error}"
-        ) from None
-    version: str = next(iter(nodes["nodes"].values()))["version"]
-    return version
-
-
-async def drop_topics(settings: Settings, names: Namespaces) -> None:
-    """Delete the run's topics, a few hundred MB at the default size (best effort)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(30):
-            await admin.start()
-            existing = set(await admin.list_topics())
-            ours = [
-                topic
-                for role in (names.ingest, names.indexer, names.bulk)
-                for topic in role.topics.all()
-                if topic in existing
-            ]
-            if ours:
-                await admin.delete_topics(ours)
-    with contextlib.suppress(Exception):
-        await admin.close()
-
-
-async def drop_indices(es: AsyncElasticsearch, names: Namespaces) -> None:
-    """Delete the run's indices and index templates (best effort: the run is over)."""
-    with contextlib.suppress(Exception):
-        await es.indices.delete(
-            index=f"{names.base}-*", allow_no_indices=True, ignore_unavailable=True
-        )
-    for settings in (names.indexer, names.bulk):
-        with contextlib.suppress(Exception):
-            await es.options(ignore_status=404).indices.delete_index_template(
-                name=settings.indices.logs_prefix.rstrip("-")
-            )
-
-
 async def measure(
     settings: Settings,
     names: Namespaces,
@@ -689,39 +581,6 @@ async def measure(
     return Results(direct, kcat, packed, message, indexer, bulk)
 
 
-def machine(es_version: str) -> dict[str, Any]:
-    cpu = cpu_model()
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        # Kafka does not report its version to clients: this is the one `logdeck stack` runs.
-        "kafka": KAFKA_VERSION,
-        "elasticsearch": es_version,
-        "libraries": {
-            name: metadata.version(name)
-            for name in ("aiokafka", "elasticsearch", "fluent-logger", "msgpack", "msgspec")
-        },
-    }
-
-
-def code_state() -> dict[str, Any]:
-    """The commit measured, and the files changed since: results belong to a code state."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
-        )
-        return done.stdout if done.returncode == 0 else ""
-
-    changed = git("status", "--porcelain", "--", "backend", "console", "simulators")
-    return {
-        "commit": git("rev-parse", "HEAD").strip() or None,
-        "changed": [line[3:] for line in changed.splitlines()],
-    }
-
-
 def hotspots(profile: Path, top: int = 15) -> None:
     """The functions that used the most time of their own in a cProfile dump."""
     if not profile.exists():
@@ -732,19 +591,17 @@ def hotspots(profile: Path, top: int = 15) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings = Settings.from_env()
-    names = Namespaces.fresh(settings)
+    names = Namespaces.fresh()
+    settings = names.ingest
     es = AsyncElasticsearch(settings.elasticsearch, request_timeout=120)
     try:
         es_version = await check_servers(settings, es)
-        info = machine(es_version)
-        code = code_state()
-        print(
+        info = stack_machine(es_version)
+        code = await announce(
             f"logdeck ingest benchmark: {args.records:,} records, namespace {names.base}*, "
-            f"{info['nproc']} CPUs, Kafka {settings.kafka}, Elasticsearch {es_version}\n"
-            + code_line(code)
+            f"{info['nproc']} CPUs, Kafka {settings.kafka}, Elasticsearch {es_version}",
+            info,
         )
-        await note_busy(info)
         phase = Phase("generating simulated logs", args.records)
         started = time.perf_counter()
         corpus = Corpus.generate(args.records, args.seed)
@@ -752,9 +609,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-") as workdir:
             results = await measure(settings, names, es, corpus, Path(workdir), args.profile)
     finally:
-        await drop_indices(es, names)
+        await drop_indices(es, *names.all())
         await es.close()
-        await drop_topics(settings, names)
+        await drop_topics(*names.all())
     figures = results.figures()
     header = ["figure", "value", "baseline", "ratio", "target", "met?"]
     print()
@@ -767,7 +624,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "benchmark": "ingest",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "records": args.records,
         "quick": args.quick,
         "profiled": args.profile is not None,
@@ -795,16 +652,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest",
-        description="Accumulator and indexer throughput on the real Kafka and Elasticsearch.",
+    parser = bench_parser(
+        "ingest", "Accumulator and indexer throughput on the real Kafka and Elasticsearch."
     )
     parser.add_argument("--records", type=int, help=f"logs per phase (default {DEFAULT_RECORDS:,})")
     parser.add_argument(
         "--quick", action="store_true", help=f"smoke run with {QUICK_RECORDS:,} logs per phase"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/ingest.json)"
     )
     parser.add_argument(
         "--profile",

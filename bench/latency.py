@@ -30,21 +30,21 @@ from elasticsearch import AsyncElasticsearch
 from backend.forward.sender import AckSender
 from backend.schemas import now_iso
 from backend.store.elasticsearch import ElasticsearchStore, daily_index
-from bench.alerts import background_process, drop_topics
 from bench.common import (
+    Accumulator,
     BenchError,
-    Service,
+    bench_parser,
     bench_settings,
-    code_line,
     deadline_in,
-    free_port,
+    logdeck_service,
+    percentile,
     render_table,
     run_and_record,
-    wait_for_port,
 )
-from bench.ingest import code_state, service_flags
+from bench.load import background_process
+from bench.machine import announce
+from bench.servers import drop_indices, drop_topics
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latency.json"
 PROBE_EVERY_S = 0.1
 POLL_S = 0.05
 
@@ -96,20 +96,14 @@ class Watcher:
 async def through_pipeline(
     settings: Any, es: AsyncElasticsearch, rate: int, probes: int, workdir: Path
 ) -> list[float]:
-    port = free_port()
     deadline = deadline_in(120 + probes * PROBE_EVERY_S)
     with contextlib.ExitStack() as services:
         accumulator = services.enter_context(
-            Service(
-                "accumulator",
-                ["accumulator", *service_flags(settings), "--port", str(port)],
-                workdir / f"accumulator-{rate}.log",
-            )
+            Accumulator(settings, workdir / f"accumulator-{rate}.log")
         )
-        services.enter_context(
-            Service("indexer", ["indexer", *service_flags(settings)], workdir / f"idx-{rate}.log")
-        )
-        await wait_for_port(accumulator, port, deadline)
+        services.enter_context(logdeck_service("indexer", settings, workdir / f"idx-{rate}.log"))
+        await accumulator.listening(deadline)
+        port = accumulator.port
         background = multiprocessing.get_context("spawn").Process(
             target=background_process, args=(port, rate, 7), daemon=True
         )
@@ -159,14 +153,10 @@ async def elasticsearch_alone(
 
 def describe(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
-
-    def at(share: float) -> float:
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
     return {
-        "p50": at(0.5),
-        "p95": at(0.95),
-        "p99": at(0.99),
+        "p50": percentile(ordered, 0.5),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
         "max": ordered[-1],
         "mean": statistics.fmean(ordered),
         "count": len(ordered),
@@ -175,12 +165,10 @@ def describe(values: Sequence[float]) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings("latency")
-    code = code_state()
-    print(
+    code = await announce(
         f"logdeck latency benchmark: service -> searchable, {args.probes} probes at each of "
         f"{', '.join(f'{rate:,}' for rate in args.rates)} logs/s, namespace {settings.namespace}"
     )
-    print(code_line(code))
     es = AsyncElasticsearch(settings.elasticsearch, request_timeout=30)
     measured: dict[str, Any] = {}
     try:
@@ -193,9 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         measured["elasticsearch_alone"] = describe(alone)
         print(f"  Elasticsearch alone:          {_line(measured['elasticsearch_alone'])}")
     finally:
-        with contextlib.suppress(Exception):
-            await es.indices.delete(index=f"{settings.namespace}-*", ignore_unavailable=True)
-            await es.indices.delete_index_template(name=settings.indices.logs_prefix.rstrip("-"))
+        await drop_indices(es, settings)
         await es.close()
         await drop_topics(settings)
     baseline = measured["elasticsearch_alone"]
@@ -228,15 +214,11 @@ def _line(figures: dict[str, float]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.latency",
-        description="How long a log takes from a service until a search finds it.",
-    )
+    parser = bench_parser("latency", "How long a log takes from a service until a search finds it.")
     parser.add_argument(
         "--rates", type=int, nargs="+", default=[1_000, 10_000], help="background logs/s"
     )
     parser.add_argument("--probes", type=int, default=200, help="probes per rate (%(default)s)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file")
     return parser.parse_args(argv)
 
 

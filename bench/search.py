@@ -16,30 +16,23 @@ template are deleted at the end, and the SQLite file with its folder.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import math
-import os
-import platform
 import random
 import shutil
 import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from elasticsearch import AsyncElasticsearch
 
-from backend.config import Settings
 from backend.schemas import Level, iso_millis
 from backend.store.base import Store, StoredLog
 from backend.store.elasticsearch import ElasticsearchStore
@@ -48,21 +41,22 @@ from backend.store.query import LogQuery, SearchResult
 from bench.common import (
     BenchError,
     Phase,
-    code_line,
-    cpu_model,
-    note_busy,
+    bench_parser,
+    bench_settings,
+    fleet,
+    percentile,
     render_table,
     run_and_record,
+    verdict,
 )
-from bench.ingest import code_state
-from simulators.traffic import PROFILES, Traffic
+from bench.machine import announce, library_versions, machine, timestamp
+from bench.servers import drop_indices, elasticsearch_version
 
 DEFAULT_LOGS = 1_000_000
 DEFAULT_BATCH = 5000
 DEFAULT_REPEAT = 20
 WARMUP = 2
 NODES_PER_SERVICE = 3
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "search.json"
 
 TARGET_INGEST_RATE = 60_000
 TARGET_SEARCH_P95_MS = 100.0
@@ -80,11 +74,7 @@ class Corpus:
     @classmethod
     def generate(cls, count: int, seed: int) -> Corpus:
         rng = random.Random(seed)
-        nodes = [
-            Traffic(f"{profile.short}-{index:02d}", profile.name, rng)
-            for profile in PROFILES
-            for index in range(1, NODES_PER_SERVICE + 1)
-        ]
+        nodes = fleet(rng, NODES_PER_SERVICE)
         end = datetime.now(UTC).replace(microsecond=0)
         start_ms = int(end.timestamp() * 1000) - 86_400_000
         offsets = sorted(rng.randrange(86_400_000) for _ in range(count))
@@ -185,11 +175,11 @@ class Timing:
 
     @property
     def p50(self) -> float:
-        return percentile(self.runs_ms, 50)
+        return percentile(self.runs_ms, 0.50)
 
     @property
     def p95(self) -> float:
-        return percentile(self.runs_ms, 95)
+        return percentile(self.runs_ms, 0.95)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,12 +192,6 @@ class Timing:
             "histogram_bars": self.bars,
             "note": self.note,
         }
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 async def ingest(store: Store, corpus: Corpus, batch: int, label: str) -> tuple[float, float]:
@@ -281,74 +265,39 @@ def file_size(path: Path) -> int:
 # The run ------------------------------------------------------------------------------------
 
 
-def machine(es_version: str | None) -> dict[str, Any]:
-    cpu = cpu_model()
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "elasticsearch": es_version,
-        "libraries": {name: metadata.version(name) for name in ("elasticsearch", "msgspec")},
-    }
-
-
-async def es_version_of(es: AsyncElasticsearch, url: str) -> str:
-    try:
-        async with asyncio.timeout(10):
-            # GET / is not served by the integ-test distribution the stack runs.
-            nodes = await es.nodes.info(node_id="_local", filter_path="nodes.*.version")
-    except Exception as error:
-        raise BenchError(
-            f"Elasticsearch ({url}) must be running (`logdeck stack up`), "
-            f"or pass --skip-elasticsearch: {error}"
-        ) from None
-    version: str = next(iter(nodes["nodes"].values()))["version"]
-    return version
-
-
-async def drop_namespace(es: AsyncElasticsearch, settings: Settings) -> None:
-    """Delete the run's indices and index template (best effort: the run is over)."""
-    with contextlib.suppress(Exception):
-        await es.indices.delete(
-            index=f"{settings.namespace}-*", allow_no_indices=True, ignore_unavailable=True
-        )
-    with contextlib.suppress(Exception):
-        await es.options(ignore_status=404).indices.delete_index_template(
-            name=settings.indices.logs_prefix.rstrip("-")
-        )
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    base = Settings.from_env()
-    settings = Settings(
-        elasticsearch=base.elasticsearch, namespace=f"bench{uuid.uuid4().hex[:8]}-search"
-    )
+    settings = bench_settings("search")
     es = (
         None
         if args.skip_elasticsearch
-        else AsyncElasticsearch(base.elasticsearch, request_timeout=120)
+        else AsyncElasticsearch(settings.elasticsearch, request_timeout=120)
     )
     workdir = Path(tempfile.mkdtemp(prefix="logdeck-bench-search-"))
     path = workdir / "logdeck.db"
     ingested: dict[str, Ingested] = {}
     try:
-        es_version = await es_version_of(es, base.elasticsearch) if es else None
-        info = machine(es_version)
-        code = code_state()
-        print(
+        es_version = (
+            await elasticsearch_version(
+                es, settings.elasticsearch, ", or pass --skip-elasticsearch"
+            )
+            if es
+            else None
+        )
+        info = machine(
+            sqlite=sqlite3.sqlite_version,
+            elasticsearch=es_version,
+            libraries=library_versions("elasticsearch", "msgspec"),
+        )
+        code = await announce(
             f"logdeck search benchmark: {args.logs:,} logs, batches of {args.batch:,}, "
             f"{info['nproc']} CPUs, SQLite {info['sqlite']}, "
             + (
                 f"Elasticsearch {es_version} (namespace {settings.namespace})"
                 if es
                 else "no Elasticsearch"
-            )
-            + "\n"
-            + code_line(code)
+            ),
+            info,
         )
-        await note_busy(info)
         phase = Phase("generating simulated logs", args.logs)
         started = time.perf_counter()
         corpus = Corpus.generate(args.logs, args.seed)
@@ -364,7 +313,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stores: dict[str, Store] = {"embedded": EmbeddedStore(path)}
 
         if es is not None:
-            elastic = ElasticsearchStore(base.elasticsearch, settings.indices)
+            elastic = ElasticsearchStore(settings.elasticsearch, settings.indices)
             await elastic.ensure_schema()
             started = time.perf_counter()
             seconds, _ = await ingest(elastic, corpus, args.batch, "Elasticsearch <- index_logs")
@@ -381,14 +330,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await store.close()
     finally:
         if es is not None:
-            await drop_namespace(es, settings)
+            await drop_indices(es, settings)
             await es.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
     report(ingested, timings)
     return {
         "benchmark": "search",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "logs": args.logs,
         "batch": args.batch,
         "repeat": args.repeat,
@@ -446,7 +395,7 @@ def report(ingested: dict[str, Ingested], timings: dict[str, dict[str, Timing]])
         if es:
             theirs = by_store["elasticsearch"]
             row += [f"{theirs.p50:.1f} ms", f"{theirs.p95:.1f} ms", f"{theirs.total:,}"]
-        row.append("yes" if mine.p95 < TARGET_SEARCH_P95_MS else "NO")
+        row.append(verdict(mine.p95 < TARGET_SEARCH_P95_MS))
         rows.append(row)
     print()
     print(render_table(header, rows))
@@ -456,9 +405,8 @@ def report(ingested: dict[str, Ingested], timings: dict[str, dict[str, Timing]])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.search",
-        description="The console's searches on the embedded store, beside Elasticsearch.",
+    parser = bench_parser(
+        "search", "The console's searches on the embedded store, beside Elasticsearch."
     )
     parser.add_argument("--logs", type=int, default=DEFAULT_LOGS, help="logs stored (1,000,000)")
     parser.add_argument(
@@ -469,9 +417,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip-elasticsearch", action="store_true", help="the embedded store alone"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/search.json)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
     args = parser.parse_args(argv)

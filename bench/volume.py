@@ -46,32 +46,31 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from backend.bus.kafka import KafkaBus
+from backend.bus.kafka.bus import KafkaBus
 from backend.config import Settings
 from backend.forward.sender import AckSender
 from backend.schemas import encode, iso_millis
 from backend.stack.layout import Layout
 from backend.store.elasticsearch import ElasticsearchStore
 from backend.store.query import LogQuery
-from bench.alerts import drop_topics
 from bench.common import (
+    RESULTS,
+    Accumulator,
     BenchError,
     Service,
+    bench_parser,
     bench_settings,
-    code_line,
     deadline_in,
-    free_port,
-    note_busy,
+    fleet,
+    logdeck_service,
     render_table,
     run_and_record,
-    wait_for_port,
 )
-from bench.ingest import TopicSize, check_servers, code_state, machine, service_flags
-from bench.search import WARMUP, Timing, drop_namespace, es_size, queries, time_queries
-from simulators.traffic import PROFILES, Traffic
+from bench.machine import announce, stack_machine, timestamp
+from bench.search import WARMUP, Timing, es_size, queries, time_queries
+from bench.servers import TopicSize, check_servers, drop_indices, drop_topics
+from simulators.traffic import PROFILES
 
-RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_OUT = RESULTS / "volume.json"
 INGEST_RESULTS = RESULTS / "ingest.json"
 
 DEFAULT_LOGS = 10_000_000
@@ -92,7 +91,6 @@ SETTLE_S = 120.0
 STORE_STATS_S = 11.0
 """Elasticsearch caches an index's store size for 10 s (`index.store.stats_refresh_interval`):
 waiting longer after the last write makes the size it reports the files' size now."""
-START_TIMEOUT_S = 60.0
 TALLY_TIMEOUT_S = 60.0
 FREE_BYTES_PER_LOG = 1500
 """Free disk asked for per log: about 2.5 times what Kafka and Elasticsearch take together."""
@@ -128,15 +126,6 @@ class Timeline:
         return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def fleet(rng: random.Random) -> list[Traffic]:
-    """8 nodes of each service, named as bench.search's queries expect (`payment-01`)."""
-    return [
-        Traffic(f"{profile.short}-{index:02d}", profile.name, rng)
-        for profile in PROFILES
-        for index in range(1, NODES_PER_SERVICE + 1)
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class Slice:
     """Logs `start` to `stop` of the run, for one sender process."""
@@ -159,7 +148,7 @@ def sender_main(job: Slice, sent: Any, first_at: Any, results: Any) -> None:
 
 async def _send_slice(job: Slice, sent: Any, first_at: Any, results: Any) -> None:
     rng = random.Random(job.seed * 1_000_003 + job.start)
-    nodes = fleet(rng)
+    nodes = fleet(rng, NODES_PER_SERVICE)  # named as bench.search's queries expect
     sender = AckSender("logdeck", "127.0.0.1", job.port, batch_size=ACK_BATCH)
     raw = 0
     levels: Counter[str] = Counter()
@@ -539,22 +528,15 @@ async def send_and_measure(
     stops = [args.checkpoint, args.logs] if 0 < args.checkpoint < args.logs else [args.logs]
     context = multiprocessing.get_context("spawn")
     outcome = Outcome()
-    port = free_port()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
     store = ElasticsearchStore(settings.elasticsearch, settings.indices, request_timeout=120)
     await consumer.start()
     try:
         with (
-            Service(
-                "accumulator",
-                ["accumulator", *service_flags(settings), "--port", str(port)],
-                workdir / "accumulator.log",
-            ) as accumulator,
-            Service("indexer", ["indexer", *service_flags(settings)], workdir / "indexer.log") as (
-                indexer
-            ),
+            Accumulator(settings, workdir / "accumulator.log") as accumulator,
+            logdeck_service("indexer", settings, workdir / "indexer.log") as indexer,
         ):
-            await wait_for_port(accumulator, port, deadline_in(START_TIMEOUT_S))
+            await accumulator.listening()
             watcher = Watcher(
                 es,
                 settings,
@@ -567,7 +549,9 @@ async def send_and_measure(
             start = 0
             for stop in stops:
                 print(f"sending logs {start:,} to {stop:,} ({args.senders} sender(s))")
-                senders = Senders(context, args.senders, port, start, stop, timeline, args.seed)
+                senders = Senders(
+                    context, args.senders, accumulator.port, start, stop, timeline, args.seed
+                )
                 try:
                     searchable_at = await watcher.until_searchable(stop, senders, start)
                     tallies = await senders.tallies()
@@ -766,8 +750,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     deadline = deadline_in(args.deadline * 60)
     try:
         es_version = await check_servers(settings, es)
-        info = machine(es_version)
-        code = code_state()
+        info = stack_machine(es_version)
         free = shutil.disk_usage(layout.root if layout.root.exists() else "/").free
         if free < args.logs * FREE_BYTES_PER_LOG:
             wanted = args.logs * FREE_BYTES_PER_LOG / 1e9
@@ -775,17 +758,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{free / 1e9:.1f} GB free on the stack's disk; {args.logs:,} logs want "
                 f"{wanted:.1f} GB (what Kafka and Elasticsearch take, with room to spare)"
             )
-        print(
+        code = await announce(
             f"logdeck volume benchmark: {args.logs:,} logs"
             + (f", checkpoint at {args.checkpoint:,}" if 0 < args.checkpoint < args.logs else "")
             + f", namespace {settings.namespace}, {info['nproc']} CPUs, "
-            f"Elasticsearch {es_version}\n{code_line(code)}\n"
+            f"Elasticsearch {es_version}",
+            info,
+        )
+        print(
             f"expect about {args.logs / EXPECTED_RATE / 60:.1f} min of sending at "
             f"~{EXPECTED_RATE:,} logs/s, plus the searches (at most {args.search_budget:g} min "
             f"at each point); deadline {args.deadline:g} min; "
             f"Kafka's log dir {layout.kafka_data}"
         )
-        await note_busy(info)
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-volume-") as folder:
             outcome = await send_and_measure(
                 args, settings, es, Path(folder), layout.kafka_data, deadline
@@ -797,14 +782,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"template {settings.indices.logs_prefix.rstrip('-')}"
             )
         else:
-            await drop_namespace(es, settings)
+            await drop_indices(es, settings)
             await drop_topics(settings)
         await es.close()
     results = figures(outcome)
     report(outcome, results)
     return {
         "benchmark": "volume",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": timestamp(),
         "logs": args.logs,
         "checkpoint": args.checkpoint if 0 < args.checkpoint < args.logs else None,
         "namespace": settings.namespace,
@@ -844,9 +829,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.volume",
-        description="N logs through the real stack: disk per million logs, searches at 1M and N.",
+    parser = bench_parser(
+        "volume", "N logs through the real stack: disk per million logs, searches at 1M and N."
     )
     parser.add_argument(
         "--logs", type=int, default=DEFAULT_LOGS, help="logs sent (%(default)s: ~30 min)"
@@ -884,9 +868,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the topics and indices")
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="results file (bench/results/volume.json)"
-    )
     args = parser.parse_args(argv)
     if args.logs < 1 or args.senders < 1 or args.repeat < 1 or args.checkpoint < 0:
         parser.error("--logs, --senders and --repeat must be at least 1, --checkpoint at least 0")

@@ -1,0 +1,1 @@
+"""The terminal console, and only that: a Textual app over an `Observer` that `launch` opens."""

@@ -34,8 +34,9 @@ from backend.alerting.rules import RuleSet
 from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Subscription
 from backend.bus.base import PublisherFenced
 from backend.bus.partitioning import partition_of
+from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
-from backend.retry import Backoff, retrying
+from backend.retry import Backoff
 from backend.runner import ServiceError, until_stopped
 from backend.schemas import Alert, InvalidRecord, Log, decode_as, encode
 
@@ -213,13 +214,7 @@ async def run_alerter(
 async def _serve_all(
     settings: Settings, bus: Bus, stages: list[Stage], instance: str, stats: AlerterStats
 ) -> None:
-    topics = settings.topics
-    await retrying(
-        lambda: bus.ensure_topics(topics.all(), topics.compacted()),
-        what=f"creating topics on {settings.bus_label}",
-        retry_on=(BusUnavailable,),
-        log=log,
-    )
+    await ensure_topics_retrying(bus, settings, log)
     try:
         async with asyncio.TaskGroup() as group:
             for stage in stages:

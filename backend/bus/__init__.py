@@ -1,4 +1,4 @@
-"""The pub-sub layer: one interface, with Kafka as the real implementation."""
+"""The pub-sub layer: one interface, on Kafka (`kafka`) or on one SQLite file (`embedded`)."""
 
 from backend.bus.base import (
     Bus,

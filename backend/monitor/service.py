@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Publisher, Subscription
+from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
 from backend.monitor.progress import Progress
 from backend.monitor.registry import Change, Event, Kind, Policy, Registry
@@ -111,7 +112,7 @@ class Monitor:
             if batch:
                 await retrying(
                     self._subscription.commit,
-                    what="committing offsets on Kafka",
+                    what="committing offsets on the bus",
                     retry_on=(BusUnavailable,),
                     log=log,
                 )
@@ -285,12 +286,7 @@ async def _connect(
     settings: Settings, bus: Bus, subscription: Subscription, publisher: Publisher
 ) -> None:
     kafka = settings.bus_label
-    await retrying(
-        lambda: bus.ensure_topics(settings.topics.all(), settings.topics.compacted()),
-        what=f"creating topics on {kafka}",
-        retry_on=(BusUnavailable,),
-        log=log,
-    )
+    await ensure_topics_retrying(bus, settings, log)
     await retrying(
         subscription.start, what=f"subscribing to {kafka}", retry_on=(BusUnavailable,), log=log
     )

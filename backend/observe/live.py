@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from backend.alerting.client import AlertClient
-from backend.backends import open_bus, open_store
 from backend.bus import Bus, BusUnavailable, Subscription
 from backend.config import Settings
 from backend.deadletters.count import PendingCount
@@ -39,12 +38,17 @@ _POLL_MS = 100
 
 
 class LiveObserver:
-    def __init__(
-        self, settings: Settings, bus: Bus | None = None, store: Store | None = None
-    ) -> None:
+    """The console's view of a bus and a store its caller opened (`backend.backends`).
+
+    Closing the observer closes the store it was handed (its client belongs to the event
+    loop the console runs in) but not the bus: services in the same process may share it,
+    as in the demo, so the bus is left to whoever opened it.
+    """
+
+    def __init__(self, settings: Settings, bus: Bus, store: Store) -> None:
         self._settings = settings
-        self._bus = bus or open_bus(settings)
-        self._store = store or open_store(settings)
+        self._bus = bus
+        self._store = store
         self._alerts = AlertClient(settings, self._bus)
         started = datetime.now(UTC)
         self._health = {

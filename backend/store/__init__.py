@@ -1,4 +1,4 @@
-"""Log storage: one interface, with Elasticsearch as the real implementation."""
+"""Log storage: one interface, on Elasticsearch or on an embedded SQLite file."""
 
 from backend.store.base import BulkOutcome, Rejection, Snapshot, Store, StoreUnavailable
 

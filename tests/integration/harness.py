@@ -62,7 +62,7 @@ class Process:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "console", *args],
+            [sys.executable, "-m", "launch", *args],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -231,7 +231,7 @@ def test_a_bad_rules_file_stops_start_up_with_one_line(
         [
             sys.executable,
             "-m",
-            "console",
+            "launch",
             "alerter",
             "--rules",
             str(rules),

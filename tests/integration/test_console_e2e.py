@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.backends import open_bus, open_store
 from backend.config import Settings
 from backend.observe.live import LiveObserver
 from console.app import LogdeckApp
@@ -41,7 +42,7 @@ async def test_console_shows_live_logs_and_alerts_and_its_ack_reaches_the_store(
 ) -> None:
     launch("alerter")
     launch("monitor")
-    app = LogdeckApp(LiveObserver(settings))
+    app = LogdeckApp(LiveObserver(settings, open_bus(settings), open_store(settings)))
     async with app.run_test(size=(160, 48)) as pilot:
         launch(
             "simulate",

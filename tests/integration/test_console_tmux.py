@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def session(settings: Settings) -> Iterator[Terminal]:
-    command = [sys.executable, "-m", "console", "console", *connection_flags(settings)]
+    command = [sys.executable, "-m", "launch", "console", *connection_flags(settings)]
     terminal = Terminal(f"logdeck-{settings.namespace}", command)
     yield terminal
     terminal.close()

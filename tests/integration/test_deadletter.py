@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 
-from backend.backends import open_bus
+from backend.backends import open_bus, open_store
 from backend.bus import Outgoing
 from backend.config import Settings
 from backend.observe.live import LiveObserver
@@ -82,7 +82,7 @@ def pending_count(settings: Settings, expected: int) -> int | None:
     """What the console's observer counts, once it says `expected` (or after 60 s)."""
 
     async def run() -> int | None:
-        observer = LiveObserver(settings)
+        observer = LiveObserver(settings, open_bus(settings), open_store(settings))
         await observer.start()
         try:
             for _ in range(300):

@@ -22,7 +22,7 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d(\.\d{3})? +(INFO|WARN|ERROR|FATAL) ")
 @pytest.fixture
 def demo(settings: Settings) -> Iterator[Terminal]:
     command = [
-        sys.executable, "-m", "console", "demo", *connection_flags(settings),
+        sys.executable, "-m", "launch", "demo", *connection_flags(settings),
         "--port", str(settings.accumulator_port), "--nodes", "3", "--rate", "10",
     ]  # fmt: skip
     terminal = Terminal(f"logdeck-demo-{settings.namespace}", command, size=(160, 48))

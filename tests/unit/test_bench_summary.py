@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from bench.summary import READERS, RESULTS, Row, collect, table
+from bench.common import RESULTS
+from bench.summary import READERS, Row, collect, table
 from bench.volume import Figure as VolumeFigure
 
 

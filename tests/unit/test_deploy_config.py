@@ -43,7 +43,7 @@ from backend.stack.layout import ELASTICSEARCH_VERSION, KAFKA_VERSION
 from backend.store import BulkOutcome, Snapshot
 from backend.store.base import StoredLog
 from backend.store.elasticsearch import LOG_MAPPINGS
-from console.cli import build_parser
+from launch.cli import build_parser
 from simulators import node as node_cli
 from simulators.node import Node
 from simulators.options import ErrorBurst, NodeOptions
@@ -561,7 +561,7 @@ def test_topics_come_from_the_projects_own_names(
     service = services["topics"]
     for name, value in service["environment"].items():
         monkeypatch.setenv(name, interpolated(value))
-    monkeypatch.setattr("backend.bus.kafka.KafkaBus", RecordingBus)
+    monkeypatch.setattr("backend.bus.kafka.bus.KafkaBus", RecordingBus)
     argv = command(service)
     assert argv[:2] == ["python", "-c"]
     exec(compile(argv[2], "topics", "exec"), {})

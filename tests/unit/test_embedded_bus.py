@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import murmur2
 
-from backend.bus import embedded
 from backend.bus.base import BusUnavailable, Incoming, Outgoing, PublisherFenced
 from backend.bus.embedded import EmbeddedBus, EmbeddedSubscription, Retention
+from backend.bus.embedded import subscription as polling
+from backend.bus.embedded.records import Records
 
 LOGS = "t.logs"
 STATE = "t.state"
@@ -275,7 +276,7 @@ async def test_tail_started_while_publishing_misses_nothing_after_start(bus: Emb
 async def test_a_poll_wakes_for_a_publish_of_this_process(
     bus: EmbeddedBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded, "_CHECK_EVERY_S", 10.0)  # no help from reading the file
+    monkeypatch.setattr(polling, "_CHECK_EVERY_S", 10.0)  # no help from reading the file
     reader = bus.subscription([LOGS], None)
     await reader.start()
     waiting = asyncio.create_task(reader.poll(100, 10_000))
@@ -347,13 +348,13 @@ async def test_transactional_commit_is_all_or_nothing(
     writer = bus.transactional_publisher("alerter-0")
     await writer.start()
 
-    append = EmbeddedBus._append
+    append = Records._append
 
-    def failing(self: EmbeddedBus, *args: object, **kwargs: object) -> None:
+    def failing(self: Records, *args: object, **kwargs: object) -> None:
         append(self, *args, **kwargs)  # type: ignore[arg-type]
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(EmbeddedBus, "_append", failing)
+    monkeypatch.setattr(Records, "_append", failing)
     with pytest.raises(BusUnavailable):
         await writer.commit(
             [Outgoing(STATE, b"a", b"1"), Outgoing(LOGS, b"k", b"new")], consumed, "alerter"

@@ -28,9 +28,9 @@ from backend.schemas import (
     iso_millis,
     validate_record,
 )
-from backend.store import Snapshot, StoreUnavailable, embedded
+from backend.store import Snapshot, StoreUnavailable
 from backend.store.base import StoredLog
-from backend.store.embedded import EmbeddedStore
+from backend.store.embedded import EmbeddedStore, connection, searching
 from backend.store.query import LogQuery, SearchResult, histogram_interval
 from tests.records import make_log
 
@@ -385,7 +385,7 @@ async def test_totals_and_histograms_match_a_count_of_every_log(
     levels: frozenset[Level],
 ) -> None:
     """Aggregates, raw edges, and both ways of counting text, against a count by hand."""
-    monkeypatch.setattr(embedded, "_EXACT_COUNT_LIMIT", limit)
+    monkeypatch.setattr(searching, "EXACT_COUNT_LIMIT", limit)
     rng = random.Random(11)
     logs = [
         _log(
@@ -505,14 +505,14 @@ async def test_plain_text_has_no_note(filled: EmbeddedStore) -> None:
 async def test_an_fts5_refusal_falls_back_to_the_words(
     filled: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = embedded._render
+    real = searching.render
     calls: list[str] = []
 
     def broken(*args: Any) -> str:
         calls.append("x")
         return "AND AND" if len(calls) == 1 else real(*args)
 
-    monkeypatch.setattr(embedded, "_render", broken)
+    monkeypatch.setattr(searching, "render", broken)
     result = await filled.search_logs(LogQuery(text="order -payment"))
     # Read as "order payment": the one log with both words.
     assert result.total == 1 and result.note and "plain words" in result.note
@@ -598,7 +598,7 @@ async def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> 
 async def test_a_locked_file_is_unavailable_not_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.05)
     path = tmp_path / "locked.db"
     store = EmbeddedStore(path)
     await store.ensure_schema()

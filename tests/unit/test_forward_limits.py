@@ -22,7 +22,7 @@ from backend.config import Settings
 from backend.forward.protocol import ForwardDecoder, Frame, StreamError, ack_for
 from backend.forward.server import ForwardServer
 from backend.frame_routing import FrameRouting
-from console.cli import build_parser
+from launch.cli import build_parser
 from tests.records import make_log
 
 SETTINGS = Settings(namespace="unit")

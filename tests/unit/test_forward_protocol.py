@@ -25,7 +25,7 @@ from backend.forward.protocol import (
     pack_event_time,
 )
 from backend.forward.server import ForwardServer
-from console.cli import build_parser
+from launch.cli import build_parser
 
 RECORD = {"message_type": "HEARTBEAT", "node_id": "payment-01", "status": "UP"}
 

@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from backend.bus import Incoming
-from backend.bus.kafka import read_through
+from backend.bus.kafka.subscription import read_through
 from backend.monitor.progress import Progress
 from backend.monitor.registry import Change, Event, Kind, Observed, Policy, Registry
 from backend.monitor.service import node_down_fingerprint

@@ -22,7 +22,7 @@ from backend.security import (
     SecurityError,
 )
 from backend.store.elasticsearch import ElasticsearchStore
-from console.cli import main as cli_main
+from launch.cli import main as cli_main
 from simulators.options import NodeOptions
 from simulators.senders import AckedSender, open_sender
 from tests.unit.test_forward_handshake import make_certificate
@@ -138,7 +138,7 @@ async def test_basic_auth_and_api_keys_reach_elasticsearch() -> None:
 def test_a_service_that_cannot_reach_kafka_says_so_without_the_password() -> None:
     env = {**os.environ, **SASL, "LOGDECK_KAFKA": "127.0.0.1:1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "console", "monitor", "--namespace", "secrets"],
+        [sys.executable, "-m", "launch", "monitor", "--namespace", "secrets"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

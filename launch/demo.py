@@ -75,7 +75,7 @@ async def _demo(settings: Settings, options: DemoOptions, log_file: Path) -> int
         "alerter": lambda stop: run_alerter(settings, bus, stop, rules),
         "monitor": lambda stop: run_monitor(settings, bus, stop, MonitorOptions()),
     }
-    app = LogdeckApp(LiveObserver(settings, bus=bus), keymap=options.keymap)
+    app = LogdeckApp(LiveObserver(settings, bus, open_store(settings)), keymap=options.keymap)
     app.sub_title = f"demo · {settings.bus_address} · logs in {log_file}"
     tasks = {name: asyncio.create_task(service(stop)) for name, service in services.items()}
     for name, task in tasks.items():

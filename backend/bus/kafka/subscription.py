@@ -1,0 +1,222 @@
+"""Reading from Kafka: a group's or a reader's own subscription, and a live tail.
+
+Reads are of committed records only, and a group gives its partitions up to another
+member only once the batch it polled last is done, so the new owner starts from that
+batch's commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import IllegalStateError, KafkaError
+
+from backend.bus.base import POLL_BYTES, BusUnavailable, Incoming, Lane
+from backend.bus.kafka.clients import ClientOptions
+
+_FETCH_BYTES = 16 * 1024 * 1024
+_TAIL_FETCH_BYTES = 1024 * 1024
+"""A live view takes small fetches: a large response is read and checked in one go, which
+held a console's event loop for tens of milliseconds at 20,000 logs/s."""
+
+
+class KafkaSubscription:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        group: str | None,
+        from_beginning: bool,
+        fetch_bytes: int = _FETCH_BYTES,
+        options: ClientOptions | None = None,
+    ) -> None:
+        self._group = group
+        self._topics = tuple(topics)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            **(options or {}),
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            isolation_level="read_committed",
+            # Partition p of every topic to the same member: a node's heartbeats and
+            # registrations (same key, same partition number) are judged by one monitor.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            fetch_max_bytes=fetch_bytes,
+            max_partition_fetch_bytes=fetch_bytes // 4,
+        )
+        self._bootstrap = bootstrap
+        self._handed_back = asyncio.Event()
+        self._handed_back.set()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    async def start(self) -> None:
+        if self._topics:
+            # Before start(): its first metadata request then covers the topics (after it,
+            # a topic created a moment later is not seen until the next metadata refresh).
+            listener = _HandBack(self._handed_back) if self._group else None
+            self._consumer.subscribe(self._topics, listener=listener)
+        try:
+            await self._consumer.start()
+        except KafkaError as error:
+            await self._consumer.stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+
+    async def stop(self) -> None:
+        self._handed_back.set()
+        await self._consumer.stop()
+
+    async def poll(
+        self, max_records: int, timeout_ms: int, max_bytes: int = POLL_BYTES
+    ) -> list[Incoming]:
+        self._handed_back.set()
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        if batches:
+            self._handed_back.clear()
+        return self._within(batches, max_bytes)
+
+    def _within(self, batches: dict[TopicPartition, list[Any]], max_bytes: int) -> list[Incoming]:
+        """The records of `batches` that fit in `max_bytes` (the first whatever its size).
+
+        The consumer is moved back to the first record of each partition left out, so the
+        next poll starts there; its fetch buffer holds at most `fetch_max_bytes` meanwhile.
+        """
+        taken: list[Incoming] = []
+        left = max_bytes
+        for partition, records in batches.items():
+            for record in records:
+                incoming = Incoming(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value,
+                    headers=tuple(record.headers),
+                    timestamp_ms=record.timestamp,
+                )
+                size = incoming.size()
+                if size > left and taken:
+                    self._consumer.seek(partition, record.offset)
+                    left = 0
+                    break
+                taken.append(incoming)
+                left -= size
+        return taken
+
+    async def commit(self) -> None:
+        if self._group is None:
+            return
+        try:
+            await self._consumer.commit()
+        except KafkaError as error:
+            raise BusUnavailable(f"offset commit failed: {error}") from error
+
+    def assignment(self) -> frozenset[Lane]:
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def read_through(self, lane: Lane) -> float | None:
+        return await read_through(self._consumer, TopicPartition(*lane))
+
+    def partition_count(self, topic: str) -> int | None:
+        return len(self._consumer.partitions_for_topic(topic) or ()) or None
+
+
+class _HandBack(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Gives partitions up only once the service is done with the batch it last polled.
+
+    A service finishes a batch (its writes, its commit) before it polls again, so a
+    member that takes the partitions over starts from offsets that batch committed.
+    """
+
+    def __init__(self, handed_back: asyncio.Event) -> None:
+        self._handed_back = handed_back
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._handed_back.wait()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Nothing to do: readers notice through `assignment()`."""
+
+
+async def read_through(consumer: Any, partition: TopicPartition) -> float | None:
+    """When the fetch response was received whose end `consumer`'s position has reached.
+
+    The end is the last stable offset (readers see committed records only), as the
+    broker's latest fetch response for the partition reported it: once the position is
+    there, everything written before that response has been read. Responses come at
+    least every fetch wait (0.5 s) while the broker answers; when it stops answering or
+    the reader falls behind, the time stops moving.
+    """
+    if partition not in consumer.assignment():
+        return None
+    polled_ms = consumer.last_poll_timestamp(partition)
+    end = consumer.last_stable_offset(partition)
+    if end is None or end < 0:
+        end = consumer.highwater(partition)
+    if polled_ms is None or end is None:
+        return None  # not fetched yet since it was assigned
+    try:
+        position = await consumer.position(partition)
+    except IllegalStateError:
+        return None  # revoked meanwhile
+    return polled_ms / 1000 if position >= end else None
+
+
+class KafkaTail(KafkaSubscription):
+    """Every partition of `topics`, from their ends as `start()` found them.
+
+    The ends are positions resolved before `start()` returns, not a reset left for the
+    first fetch, so nothing published after `start()` can slip past the reader.
+    """
+
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], options: ClientOptions | None = None
+    ) -> None:
+        super().__init__(
+            bootstrap,
+            (),
+            None,
+            from_beginning=False,
+            fetch_bytes=_TAIL_FETCH_BYTES,
+            options=options,
+        )
+        self._tail_topics = tuple(topics)
+
+    async def start(self) -> None:
+        await super().start()
+        consumer = self.consumer
+        try:
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic in self._tail_topics
+                for partition in sorted(await topic_partitions(consumer, topic))
+            ]
+            consumer.assign(partitions)
+            if not await consumer.seek_to_end(*partitions):
+                raise BusUnavailable(
+                    f"Kafka did not tell the ends of {', '.join(self._tail_topics)}"
+                )
+        except KafkaError as error:
+            await super().stop()
+            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+        except BusUnavailable:
+            await super().stop()
+            raise
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions, once the consumer's metadata knows them."""
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise BusUnavailable(f"topic {topic} has no partitions on Kafka")

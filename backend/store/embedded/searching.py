@@ -1,0 +1,365 @@
+"""The store's searches, each in one read transaction, answered as Elasticsearch answers them.
+
+A search follows backend/store/search.py: its text is read by query_text.py into one FTS5
+expression together with the filters (as tags), run day by day, newest day first. Hits are
+sorted newest first by timestamp (milliseconds), then log_id, descending, with the histogram
+buckets of `histogram_interval` between the first and the last hit. Without text, totals and
+histograms add up the per-minute and half-hour counts (and count the logs of partial minutes
+at the edges of the time range).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from backend.schemas import Log
+from backend.sqlite import transaction
+from backend.store.embedded.days import EPOCH, day_bounds, query_millis
+from backend.store.embedded.query_text import (
+    All,
+    Node,
+    native_prefix,
+    parse,
+    plain_words,
+    prefixes,
+    render,
+)
+from backend.store.embedded.schema import (
+    LEVEL_IDS,
+    NODE,
+    SERVICE,
+    SHIFT,
+    TIERS,
+    Names,
+    decode_log,
+    stored_days,
+)
+from backend.store.query import (
+    MAX_TEXT_CHARS,
+    LogQuery,
+    SearchResult,
+    histogram_interval,
+    text_note,
+)
+
+EXACT_COUNT_LIMIT: Final = 5_000
+"""Above this many text hits in a day, the histogram is counted bucket by bucket (no sort)."""
+_MAX_EXPANSION: Final = 64
+"""A `prefix*` standing for at most this many words is searched as an OR of them."""
+
+
+def search(query: LogQuery, now: datetime, names: Names, conn: sqlite3.Connection) -> SearchResult:
+    """One search in one read transaction, so every table is read as of one moment."""
+    started = time.perf_counter()
+    with transaction(conn, write=False):
+        filters = _resolve(conn, query, names)
+        try:
+            result = _Search(conn, query, now, filters).run()
+        except sqlite3.OperationalError as error:
+            if "fts5" not in str(error):
+                raise
+            # Not expected from any text; should FTS5 still refuse, search the bare words.
+            words = plain_words(query.text[:MAX_TEXT_CHARS])
+            result = _Search(conn, replace(query, text=words), now, filters).run()
+            reason = f"the text was searched as plain words ({error})"
+            result.note = f"{result.note}; {reason}" if result.note else reason
+    took = (time.perf_counter() - started) * 1000
+    return SearchResult(result.total, result.logs, result.histogram, took, result.note)
+
+
+def _resolve(conn: sqlite3.Connection, query: LogQuery, names: Names) -> _Filters:
+    def ids(kind: int, wanted: frozenset[str]) -> list[int] | None:
+        if not wanted:
+            return None
+        found: list[int] = []
+        for name in sorted(wanted):
+            ident = names.find(conn, kind, name)
+            if ident is not None:
+                found.append(ident)
+        return found
+
+    levels = sorted(LEVEL_IDS[level] for level in query.levels) if query.levels else None
+    return _Filters(levels, ids(SERVICE, query.services), ids(NODE, query.nodes))
+
+
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    """Ids of the levels, services and nodes asked for; None: no filter on that field."""
+
+    levels: list[int] | None
+    services: list[int] | None
+    nodes: list[int] | None
+
+    @property
+    def impossible(self) -> bool:
+        """A filter on names none of which is stored: nothing can match."""
+        return self.services == [] or self.nodes == []
+
+    def sql(self) -> str:
+        """The filters as a WHERE fragment over `level`, `service`, `node` columns."""
+        parts = [
+            f" AND {column} IN ({','.join(map(str, ids))})"
+            for column, ids in (
+                ("level", self.levels),
+                ("service", self.services),
+                ("node", self.nodes),
+            )
+            if ids
+        ]
+        return "".join(parts)
+
+    def match(self) -> list[str]:
+        """The filters as FTS5 expressions over the `tags` column."""
+        return [
+            "({tags} : (" + " OR ".join(f"z{tag}{ident}" for ident in ids) + "))"
+            for tag, ids in (("l", self.levels), ("s", self.services), ("n", self.nodes))
+            if ids
+        ]
+
+
+@dataclass(slots=True)
+class _Found:
+    total: int
+    logs: list[Log]
+    histogram: list[tuple[datetime, int]]
+    note: str | None
+
+
+class _Search:
+    """One search, inside one read transaction (a consistent snapshot of every table)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, query: LogQuery, now: datetime, filters: _Filters
+    ) -> None:
+        self.conn = conn
+        self.query = query
+        self.filters = filters
+        self.interval_ms = histogram_interval(query.since, query.until, now) * 1000
+        self.lo = query_millis(query.since) if query.since else None
+        self.hi = query_millis(query.until) + 1 if query.until else None  # exclusive
+        text = query.text.strip()[:MAX_TEXT_CHARS]
+        self.parsed = parse(text) if text else None
+        notes = [note for note in (text_note(query),) if note]
+        if self.parsed:
+            notes += self.parsed.notes
+        self.note = "; ".join(notes) or None
+        node = self.parsed.node if self.parsed else None
+        self.node = None if node is None or isinstance(node, All) else node
+        self.text = self.node is not None
+        self.prefix = False
+        self.match: str | None = None
+
+    def run(self) -> _Found:
+        if self.filters.impossible or (self.parsed is not None and self.parsed.node is None):
+            return _Found(0, [], [], self.note)
+        days = []
+        for day, start, end in self._days():
+            a = start if self.lo is None else max(start, self.lo)
+            b = end if self.hi is None else min(end, self.hi)
+            if a < b:
+                days.append((day, a, b))
+        parts = self.filters.match()
+        if self.node is not None:
+            expansions = self._expand(self.node, [day for day, *_ in days])
+            self.prefix = native_prefix(self.node, expansions)
+            parts.insert(0, render(self.node, expansions))
+        self.match = " AND ".join(parts) if parts else None
+        counts: Counter[int] = Counter()
+        totals: list[tuple[int, int, int, int]] = []  # day, from, to (ms), hits
+        for day, a, b in days:
+            day_counts = self._text_counts(day, a, b) if self.text else self._counts(day, a, b)
+            hits = sum(day_counts.values())
+            if hits:
+                counts.update(day_counts)
+                totals.append((day, a, b, hits))
+        if not totals:
+            return _Found(0, [], [], self.note)
+        total = sum(hits for *_, hits in totals)
+        return _Found(total, self._page(totals), self._histogram(counts), self.note)
+
+    def _expand(self, node: Node, days: list[int]) -> dict[str, list[str]]:
+        """The indexed words each `prefix*` of one word stands for, if not too many.
+
+        FTS5 merges the doclists of a prefix into one in memory at every query (and a
+        search makes two or more); an OR of the words streams, like a single word.
+        """
+        expansions: dict[str, list[str]] = {}
+        for prefix in prefixes(node):
+            words: set[str] = set()
+            for day in days:
+                vocabulary = f"temp.vocab_{day}"
+                self.conn.execute(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocabulary} "
+                    f"USING fts5vocab(main, text_{day}, 'row')"
+                )
+                words.update(
+                    word
+                    for (word,) in self.conn.execute(
+                        f"SELECT term FROM {vocabulary} WHERE term >= ? AND term < ? LIMIT ?",
+                        (prefix, _after_prefix(prefix), _MAX_EXPANSION + 1),
+                    )
+                )
+                if len(words) > _MAX_EXPANSION:
+                    break
+            if len(words) <= _MAX_EXPANSION:
+                expansions[prefix] = sorted(words)
+        return expansions
+
+    def _days(self) -> list[tuple[int, int, int]]:
+        """Each stored day, newest first, with its first millisecond and the first after it."""
+        return [(day, *day_bounds(day)) for day in stored_days(self.conn)]
+
+    # Totals and histograms
+
+    def _counts(self, day: int, a: int, b: int) -> Counter[int]:
+        """Hits per bucket without text: from the aggregates, raw logs at the edges."""
+        tiers = [tier for tier in TIERS if self.interval_ms % (tier * 1000) == 0]
+        return self._tiered(day, a, b, tiers)
+
+    def _tiered(self, day: int, a: int, b: int, tiers: list[int]) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        if a >= b:
+            return counts
+        where = self.filters.sql()
+        if not tiers:
+            rows = self.conn.execute(
+                f"SELECT (id >> {SHIFT}) / {self.interval_ms}, count(*) FROM logs_{day} "
+                f"WHERE id >= ? AND id < ?{where} GROUP BY 1",
+                (a << SHIFT, b << SHIFT),
+            )
+            counts.update(dict(rows))
+            return counts
+        unit = tiers[0] * 1000
+        first, last = -(-a // unit), b // unit  # whole units inside [a, b)
+        if first >= last:
+            return self._tiered(day, a, b, tiers[1:])
+        rows = self.conn.execute(
+            f"SELECT bucket / {self.interval_ms // unit}, sum(n) FROM agg{tiers[0]}_{day} "
+            f"WHERE bucket >= ? AND bucket < ?{where} GROUP BY 1",
+            (first, last),
+        )
+        counts.update(dict(rows))
+        counts.update(self._tiered(day, a, first * unit, tiers[1:]))
+        counts.update(self._tiered(day, last * unit, b, tiers[1:]))
+        return counts
+
+    def _text_counts(self, day: int, a: int, b: int) -> Counter[int]:
+        """Hits per bucket with text, from FTS5: sorted by SQL if few, else bucket by bucket."""
+        table = f"text_{day}"
+        where = f"{table} MATCH ? AND rowid >= ? AND rowid < ?"
+        counts: Counter[int] = Counter()
+        first, last = self.conn.execute(  # two subqueries: each is then one B-tree descent
+            f"SELECT (SELECT min(id) FROM logs_{day}), (SELECT max(id) FROM logs_{day})"
+        ).fetchone()
+        if first is None:
+            return counts
+        a, b = max(a, first >> SHIFT), min(b, (last >> SHIFT) + 1)  # no empty buckets
+        if a >= b:
+            return counts
+        if not self.prefix:  # a prefix is expanded at every query: never count it twice
+            (hits,) = self.conn.execute(
+                f"SELECT count(*) FROM (SELECT rowid FROM {table} WHERE {where} "
+                f"LIMIT {EXACT_COUNT_LIMIT + 1})",
+                (self.match, a << SHIFT, b << SHIFT),
+            ).fetchone()
+            if hits == 0:
+                return counts
+            if hits > EXACT_COUNT_LIMIT:
+                step = self.interval_ms
+                for bucket in range(a // step, (b - 1) // step + 1):
+                    start, end = max(a, bucket * step), min(b, (bucket + 1) * step)
+                    (n,) = self.conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE {where}",
+                        (self.match, start << SHIFT, end << SHIFT),
+                    ).fetchone()
+                    if n:
+                        counts[bucket] = n
+                return counts
+        rows = self.conn.execute(
+            f"SELECT (rowid >> {SHIFT}) / {self.interval_ms}, count(*) FROM {table} "
+            f"WHERE {where} GROUP BY 1",
+            (self.match, a << SHIFT, b << SHIFT),
+        )
+        counts.update(dict(rows))
+        return counts
+
+    def _histogram(self, counts: Counter[int]) -> list[tuple[datetime, int]]:
+        """Every bucket from the first hit's to the last's, as Elasticsearch gives them."""
+        first, last = min(counts), max(counts)
+        step = self.interval_ms
+        return [
+            (EPOCH + timedelta(milliseconds=bucket * step), counts.get(bucket, 0))
+            for bucket in range(first, last + 1)
+        ]
+
+    # The page
+
+    def _page(self, totals: list[tuple[int, int, int, int]]) -> list[Log]:
+        """The page, newest first by timestamp then log_id.
+
+        Rowids order by timestamp but not by log_id within a millisecond, so a few more
+        rows are read on both sides of the page: once the millisecond at each end of the
+        page is complete among them, sorting them gives the exact page.
+        """
+        size = self.query.page_size
+        offset = self.query.page * size
+        if size <= 0 or offset >= sum(hits for *_, hits in totals):
+            return []
+        margin = 4
+        while True:
+            start = max(0, offset - margin)
+            rows = self._rows(totals, start, offset + size + margin - start)
+            window = rows[offset - start : offset - start + size]
+            if not window:
+                return []
+            top, bottom = window[0][0], window[-1][0]
+            head_complete = start == 0 or rows[0][0] > top
+            tail_complete = len(rows) < offset + size + margin - start or rows[-1][0] < bottom
+            if (head_complete and tail_complete) or margin >= 4096:
+                break
+            margin *= 4
+        rows.sort(key=lambda row: (row[0], row[1].log_id), reverse=True)
+        return [log for _, log in rows[offset - start : offset - start + size]]
+
+    def _rows(
+        self, totals: list[tuple[int, int, int, int]], offset: int, limit: int
+    ) -> list[tuple[int, Log]]:
+        """`limit` hits from `offset` in rowid order (newest first): (millisecond, log)."""
+        found: list[tuple[int, Log]] = []
+        for day, a, b, hits in totals:
+            if offset >= hits:
+                offset -= hits
+                continue
+            if self.match is None:
+                sql = (
+                    f"SELECT id, doc FROM logs_{day} WHERE id >= ? AND id < ? "
+                    "ORDER BY id DESC LIMIT ? OFFSET ?"
+                )
+                params: tuple[Any, ...] = (a << SHIFT, b << SHIFT, limit, offset)
+            else:
+                table = f"text_{day}"
+                sql = (
+                    f"SELECT l.id, l.doc FROM (SELECT rowid AS r FROM {table} "
+                    f"WHERE {table} MATCH ? AND rowid >= ? AND rowid < ? "
+                    f"ORDER BY rowid DESC LIMIT ? OFFSET ?) JOIN logs_{day} l ON l.id = r "
+                    "ORDER BY l.id DESC"
+                )
+                params = (self.match, a << SHIFT, b << SHIFT, limit, offset)
+            batch = self.conn.execute(sql, params).fetchall()
+            found += [(rowid >> SHIFT, decode_log(doc)) for rowid, doc in batch]
+            limit -= len(batch)
+            offset = 0
+            if limit <= 0:
+                break
+        return found
+
+
+def _after_prefix(prefix: str) -> str:
+    """The first string after every string starting with `prefix`."""
+    last = ord(prefix[-1])
+    return prefix[:-1] + chr(last + 1) if last < 0x10FFFF else prefix + "\U0010ffff"

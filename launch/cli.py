@@ -1,0 +1,74 @@
+"""The `logdeck` command: one subcommand per part of the system."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from launch.deadletter import add_deadletter
+from launch.services import add_accumulator, add_alerter, add_indexer, add_monitor
+from launch.terminal import add_console, add_demo
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logdeck",
+        description="Distributed logging: Forward accumulator, Kafka, Elasticsearch, console.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_accumulator(commands)
+    add_indexer(commands)
+    _add_simulate(commands)
+    _add_stack(commands)
+    add_alerter(commands)
+    add_monitor(commands)
+    add_console(commands)
+    add_demo(commands)
+    add_deadletter(commands)
+    return parser
+
+
+def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from simulators.cli import configure
+
+    simulate = commands.add_parser("simulate", help="simulated microservice nodes")
+    configure(simulate)
+    simulate.set_defaults(handler=_simulate)
+
+
+def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stack = commands.add_parser("stack", help="local Kafka and Elasticsearch on 127.0.0.1")
+    stack.add_argument("action", choices=["up", "down", "status", "fetch"])
+    stack.set_defaults(handler=_stack)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulators.cli import run
+
+    return run(args)
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from backend.stack.commands import stack_main
+
+    return stack_main(args.action)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backend.security import SecurityError
+    from simulators.options import OptionsError
+
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (SecurityError, OptionsError) as error:
+        print(f"logdeck: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
