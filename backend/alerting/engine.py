@@ -13,6 +13,7 @@ a new alert. The lifecycle is OPEN -> ACKED -> RESOLVED, with UNACK back to OPEN
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -42,7 +43,8 @@ class AlertEngine:
 
     Start it from the alerts topic's latest snapshots to carry on where the last run
     stopped: the newest alert of each fingerprint is the one later matches fold into.
-    The rate windows of BURST rules are not part of any snapshot and start empty.
+    The rate windows of BURST rules and the log_ids counted lately are not part of any
+    snapshot: `remember` rebuilds them from the matches applied before a takeover.
     """
 
     def __init__(self, fold_window_s: float, alerts: Iterable[Alert] = ()) -> None:
@@ -95,26 +97,46 @@ class AlertEngine:
             return self._store(replace(alert, state=AlertState.RESOLVED, resolved_at=at))
         return None
 
-    def _on_match(self, match: RuleMatch) -> Alert | None:
-        """Fold a rule's match in; a BURST rule's only once over its rate.
+    def remember(self, matches: Iterable[RuleMatch]) -> None:
+        """Take in `matches` an earlier keeper applied already (oldest first), changing no alert.
 
-        A (rule, log_id) seen among the last `RECENT_LOG_IDS` changes nothing: an
-        at-least-once sender that resends a chunk must not count its ERRORs twice.
+        A keeper that takes partitions over calls it with what came just before its first
+        record: a log resent after the handover is then counted once, and BURST rates go on
+        from where they were.
         """
+        for match in matches:
+            if self._first_time(match) and match.burst_window_s is not None:
+                with contextlib.suppress(ValueError):
+                    self._rate(match.fingerprint, match.burst_window_s, _moment(match.at))
+
+    def _on_match(self, match: RuleMatch) -> Alert | None:
+        """Fold a rule's match in; a BURST rule's only once over its rate."""
+        if not self._first_time(match):
+            return None
+        when = _moment(match.at)
+        burst, window_s = match.burst_count, match.burst_window_s
+        if burst is not None and window_s is not None:
+            under = self._rate(match.fingerprint, window_s, when) <= burst
+            return None if under else self._occur(match, when)
+        return self._occur(match, when)
+
+    def _first_time(self, match: RuleMatch) -> bool:
+        """False for a (rule, log_id) among the last `RECENT_LOG_IDS`: an at-least-once
+        sender that resends a chunk must not count its ERRORs twice."""
         seen = f"{match.rule}/{match.log_id}"
         if seen in self._counted:
-            return None
+            return False
         self._counted[seen] = None
         if len(self._counted) > RECENT_LOG_IDS:
             del self._counted[next(iter(self._counted))]
-        when = _moment(match.at)
-        if match.burst_count is not None and match.burst_window_s is not None:
-            window = self._rates.get(match.fingerprint)
-            if window is None:
-                window = self._rates[match.fingerprint] = _RateWindow(match.burst_window_s)
-            if window.add(when.timestamp()) <= match.burst_count:
-                return None
-        return self._occur(match, when)
+        return True
+
+    def _rate(self, fingerprint: str, window_s: float, when: datetime) -> int:
+        """How many matches of `fingerprint` the window ending at `when` holds, this one too."""
+        window = self._rates.get(fingerprint)
+        if window is None:
+            window = self._rates[fingerprint] = _RateWindow(window_s)
+        return window.add(when.timestamp())
 
     def _clear(self, command: ClearAlert) -> Alert | None:
         """Resolve the alert of the fingerprint; the condition was seen until the CLEAR."""

@@ -13,7 +13,8 @@ counted twice or missed. A group hands a partition over only between polls (see
 `Subscription.poll`), so the next owner starts where the last commit left it.
 
 The keeper's state lives on the alerts topic. When it gains partitions it reads the topic
-to its end for the alerts whose fingerprints are now its own. Any failure of
+to its end for the alerts whose fingerprints are now its own, and the matches just before
+its first record of each, so a log resent after a handover is counted once. Any failure of
 the bus ends a stage's run the way a crash would, and the next run starts over.
 """
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from backend.alerting import decode_command, latest_alerts
-from backend.alerting.engine import AlertEngine
+from backend.alerting.engine import RECENT_LOG_IDS, AlertEngine
 from backend.alerting.matching import rule_matches
 from backend.alerting.rules import RuleSet
 from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Subscription
@@ -38,7 +39,7 @@ from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
 from backend.retry import Backoff
 from backend.runner import ServiceError, until_stopped
-from backend.schemas import Alert, InvalidRecord, Log, decode_as, encode
+from backend.schemas import Alert, InvalidRecord, Log, RuleMatch, decode_as, encode
 
 log = logging.getLogger("logdeck.alerter")
 
@@ -119,6 +120,7 @@ class KeeperStage:
     topics: tuple[str, ...] = ()
     _engine: AlertEngine | None = field(default=None, init=False)
     _owned: frozenset[Lane] = field(default=frozenset(), init=False)
+    _recalled: set[Lane] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.topics = (self.settings.topics.alert_commands,)
@@ -126,9 +128,11 @@ class KeeperStage:
     async def begin(self) -> None:
         self._engine = None  # each run starts over from the alerts topic
         self._owned = frozenset()
+        self._recalled = set()
 
     async def apply(self, batch: Sequence[Incoming], subscription: Subscription) -> list[Outgoing]:
         engine = await self._engine_for(subscription)
+        await self._recall(engine, batch)
         changed: dict[str, Alert] = {}
         for record in batch:
             self.stats.commands += 1
@@ -177,7 +181,40 @@ class KeeperStage:
                 topics.alerts,
             )
         self._owned = owned
+        self._recalled &= owned
         return self._engine
+
+    async def _recall(self, engine: AlertEngine, batch: Sequence[Incoming]) -> None:
+        """Before the first record of each lane newly owned, take in the matches just before it.
+
+        A takeover starts at the last commit, and the matches before it were applied by
+        whoever owned the lane then; the engine remembers them, so a log an at-least-once
+        sender resent after the handover is not counted again.
+        """
+        firsts: dict[Lane, int] = {}
+        for record in batch:
+            lane = (record.topic, record.partition)
+            if lane not in self._recalled and lane not in firsts:
+                firsts[lane] = record.offset
+        if not firsts:
+            return
+        span = RECENT_LOG_IDS // max(len(self._owned), 1)
+        earlier = await self.bus.read_ranges(
+            {lane: (offset - span, offset) for lane, offset in firsts.items()}
+        )
+        matches: list[RuleMatch] = []
+        for record in earlier:
+            with contextlib.suppress(InvalidRecord):
+                command = decode_command(record.value)
+                if isinstance(command, RuleMatch):
+                    matches.append(command)
+        engine.remember(matches)
+        self._recalled |= firsts.keys()
+        log.info(
+            "%d earlier matches remembered before taking %s over",
+            len(matches),
+            _lanes(frozenset(firsts)),
+        )
 
 
 def _skipped(stats: AlerterStats, record: Incoming, error: Exception) -> None:

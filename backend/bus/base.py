@@ -7,7 +7,7 @@ and the `Delivery` it hands back completes once the broker has acknowledged them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -143,6 +143,13 @@ class Bus(Protocol):
 
     async def snapshot(self, topic: str) -> list[Incoming]:
         """Every record the topic holds now (for a compacted topic: the state to start from)."""
+
+    async def read_ranges(self, ranges: Mapping[Lane, tuple[int, int]]) -> list[Incoming]:
+        """The committed records of each lane with `start <= offset < end`, in order.
+
+        What retention deleted is simply not there. For a reader that takes a partition over
+        and must know what was done just before its first record.
+        """
 
     async def dropped_unread(self) -> int | None:
         """Records retention deleted before every group reading them had committed them.

@@ -7,8 +7,9 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,13 +52,27 @@ async def client(settings: Settings, bus: Bus) -> AsyncIterator[AlertClient]:
     await alerts.close()
 
 
-async def send_errors(settings: Settings, count: int, per_second: float | None = None) -> None:
-    """`count` ERRORs of one code from one service, as fast as possible or paced."""
-    sender = AckSender("logdeck", "127.0.0.1", settings.accumulator_port)
-    started = time.monotonic()
-    for index in range(count):
+def errors(settings: Settings, count: int) -> list[dict[str, Any]]:
+    """`count` ERRORs of one code from one service."""
+    made = []
+    for _ in range(count):
         error = make_log(f"{settings.namespace}-payment-01", "ERROR", service_name=SERVICE)
         error["error_details"] = {"error_code": CODE, "error_message": "gateway said 502"}
+        made.append(error)
+    return made
+
+
+async def send_errors(
+    settings: Settings,
+    count: int,
+    per_second: float | None = None,
+    *,
+    resend: Sequence[dict[str, Any]] = (),
+) -> None:
+    """`count` new ERRORs (after those of `resend`), as fast as possible or paced."""
+    sender = AckSender("logdeck", "127.0.0.1", settings.accumulator_port)
+    started = time.monotonic()
+    for index, error in enumerate([*resend, *errors(settings, count)]):
         await sender.emit("log", error)
         if per_second is not None:
             await asyncio.sleep(max(0.0, started + (index + 1) / per_second - time.monotonic()))
@@ -157,6 +172,27 @@ async def test_an_ack_is_shared_between_clients_and_survives_kill_9(
         "alice",
     )
     assert "2 alerts restored" in restarted.output(), restarted.output()  # error and burst
+
+
+async def test_logs_resent_after_the_alerter_restarts_are_counted_once(
+    settings: Settings, client: AlertClient, accumulator: Process, launch: Launch
+) -> None:
+    alerter = launch("alerter", name="alerter-first")
+    sent = errors(settings, 100)
+    await send_errors(settings, 0, resend=sent)
+    await wait_for_count(client, 100)
+    alerter.kill()
+
+    # An at-least-once sender resends a chunk whose ack it missed: the same logs again,
+    # first on the bus for the new keeper, then 10 new ones.
+    restarted = launch("alerter", name="alerter-second")
+    await send_errors(settings, 10, resend=sent[-20:])
+    await wait_for_count(client, 110)
+    await asyncio.sleep(3)  # a double count would show up by now
+    alert = await alert_of(client, FINGERPRINT)
+    assert alert is not None
+    assert alert.count == 110, restarted.output()
+    assert "earlier matches remembered" in restarted.output(), restarted.output()
 
 
 async def test_raise_and_clear_commands_open_and_resolve_a_node_down_alert(

@@ -355,6 +355,29 @@ def test_a_log_resent_by_an_at_least_once_sender_is_counted_once() -> None:
     assert engine.alerts[first.alert_id].count == 1
 
 
+def test_a_keeper_that_takes_over_remembers_the_matches_applied_before_it() -> None:
+    rules = load_rules(None)
+    before = Alerting(rules)
+    applied = [a_log(second) for second in range(3)]
+    fire(before, *applied)
+    counted = {a.fingerprint: a.count for a in before.alerts.values()}
+
+    after = Alerting(rules, before.alerts.values())
+    after.engine.remember(m for log in applied for m in rule_matches(rules, log))
+    assert fire(after, applied[-1]) == []  # resent after the handover: counted once
+    (folded,) = [a for a in fire(after, a_log(3)) if a.kind is AlertKind.LOG_LEVEL]
+    assert folded.count == counted[folded.fingerprint] + 1
+
+
+def test_remembered_matches_carry_a_burst_rate_over_a_takeover() -> None:
+    before = [a_log(second) for second in range(5)]  # 5: not more than 5 yet
+    fresh = Alerting(BURST)
+    assert not fire(fresh, a_log(5))  # without them, the 6th is only the 1st
+    after = Alerting(BURST)
+    after.engine.remember(m for log in before for m in rule_matches(BURST, log))
+    assert only(after.on_log(a_log(5))).kind is AlertKind.BURST
+
+
 def test_a_keeper_releases_lost_fingerprints_and_adopts_gained_ones() -> None:
     rules = load_rules(None)
     first = Alerting(rules)

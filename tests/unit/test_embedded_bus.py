@@ -99,6 +99,20 @@ async def test_keys_choose_partitions_and_order_is_kept_within_each(bus: Embedde
         assert sequence == sorted(sequence)
 
 
+async def test_read_ranges_gives_each_lane_its_offsets_from_start_to_end(bus: EmbeddedBus) -> None:
+    await publish(bus, records(300))
+    lanes = sorted({(LOGS, record.partition) for record in await bus.snapshot(LOGS)})
+    (first, second), unknown = lanes[:2], ("no-such-topic", 0)
+
+    got = await bus.read_ranges({first: (-5, 3), second: (2, 4), unknown: (0, 9)})
+
+    assert [(r.partition, r.offset) for r in got] == [
+        *((first[1], offset) for offset in range(3)),
+        *((second[1], offset) for offset in (2, 3)),
+    ]
+    assert await bus.read_ranges({first: (3, 3)}) == []
+
+
 async def test_a_key_none_spreads_over_partitions(bus: EmbeddedBus) -> None:
     await publish(bus, [Outgoing(LOGS, None, b"x") for _ in range(200)])
     assert len({record.partition for record in await bus.snapshot(LOGS)}) > 1

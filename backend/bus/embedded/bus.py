@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
-from backend.bus.base import BusUnavailable, Incoming
+from backend.bus.base import BusUnavailable, Incoming, Lane
 from backend.bus.embedded.file import BusFile
 from backend.bus.embedded.publishing import EmbeddedPublisher, EmbeddedTransactionalPublisher
 from backend.bus.embedded.retention import DEFAULT_RETENTION, Retention, apply_retention, losses
@@ -58,6 +58,9 @@ class EmbeddedBus:
     async def snapshot(self, topic: str) -> list[Incoming]:
         return await self._file.run(partial(self._snapshot_job, topic))
 
+    async def read_ranges(self, ranges: Mapping[Lane, tuple[int, int]]) -> list[Incoming]:
+        return await self._file.run(partial(self._ranges_job, dict(ranges)))
+
     def publisher(self) -> EmbeddedPublisher:
         return EmbeddedPublisher(self._file, self.retention)
 
@@ -100,3 +103,20 @@ class EmbeddedBus:
                 rows = conn.execute(SELECT_RECORDS, (lane << SHIFT, (lane + 1) << SHIFT, -1))
                 file.records.incoming(rows.fetchall(), topic, partition, records)
             return records
+
+    def _ranges_job(
+        self, ranges: dict[Lane, tuple[int, int]], conn: sqlite3.Connection
+    ) -> list[Incoming]:
+        """The records of each range, lane by lane (on the worker thread)."""
+        file = self._file
+        records: list[Incoming] = []
+        with transaction(conn, write=False):
+            known = file.topics.known(conn, tuple({topic for topic, _ in ranges}))
+            for (topic, partition), (start, end) in ranges.items():
+                meta = known.get(topic)
+                if meta is None or not 0 <= partition < len(meta.lanes) or start >= end:
+                    continue
+                base = meta.lanes[partition] << SHIFT
+                rows = conn.execute(SELECT_RECORDS, (base + max(start, 0), base + end, -1))
+                file.records.incoming(rows.fetchall(), topic, partition, records)
+        return records

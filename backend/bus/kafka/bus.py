@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from backend.bus.base import Incoming
+from backend.bus.base import Incoming, Lane
 from backend.bus.kafka.clients import ClientOptions
 from backend.bus.kafka.health import kafka_healthy
 from backend.bus.kafka.publisher import KafkaPublisher
-from backend.bus.kafka.snapshot import snapshot
+from backend.bus.kafka.snapshot import read_ranges, snapshot
 from backend.bus.kafka.subscription import KafkaSubscription, KafkaTail
 from backend.bus.kafka.topics import ensure_topics
 from backend.bus.kafka.transactions import KafkaTransactionalPublisher
@@ -36,6 +36,9 @@ class KafkaBus:
 
     async def snapshot(self, topic: str) -> list[Incoming]:
         return await snapshot(self._bootstrap, self._options, topic)
+
+    async def read_ranges(self, ranges: Mapping[Lane, tuple[int, int]]) -> list[Incoming]:
+        return await read_ranges(self._bootstrap, self._options, ranges)
 
     def publisher(self) -> KafkaPublisher:
         return KafkaPublisher(self._bootstrap, self._options)

@@ -1,13 +1,15 @@
-"""Reading a whole topic from Kafka, up to its end when the read began."""
+"""Reading records outright, without a group: a whole topic up to its end when the read
+began, or ranges of offsets of some partitions."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from backend.bus.base import BusUnavailable, Incoming
+from backend.bus.base import BusUnavailable, Incoming, Lane
 from backend.bus.kafka.clients import ClientOptions
 from backend.bus.kafka.subscription import KafkaSubscription, topic_partitions
 
@@ -33,6 +35,51 @@ async def snapshot(bootstrap: str, options: ClientOptions, topic: str) -> list[I
         return records
     except KafkaError as error:
         raise BusUnavailable(f"reading {topic} from Kafka failed: {error}") from error
+    finally:
+        await subscription.stop()
+
+
+async def read_ranges(
+    bootstrap: str, options: ClientOptions, ranges: Mapping[Lane, tuple[int, int]]
+) -> list[Incoming]:
+    """The committed records of each lane with `start <= offset < end`.
+
+    A start below what retention kept reads from the first record kept. The ends must be
+    offsets a committed reader has reached (a record it read), so no open transaction can
+    hold the read back.
+    """
+    spans = {
+        TopicPartition(*lane): (max(start, 0), end)
+        for lane, (start, end) in ranges.items()
+        if max(start, 0) < end
+    }
+    if not spans:
+        return []
+    subscription = KafkaSubscription(bootstrap, (), None, True, options=options)
+    consumer = subscription.consumer
+    try:
+        await subscription.start()
+        consumer.assign(list(spans))
+        for partition, (start, _) in spans.items():
+            consumer.seek(partition, start)
+        records: list[Incoming] = []
+        deadline = asyncio.get_running_loop().time() + _SNAPSHOT_TIMEOUT_S
+        reading = set(spans)
+        while True:
+            for partition in list(reading):
+                if await consumer.position(partition) >= spans[partition][1]:
+                    consumer.pause(partition)
+                    reading.discard(partition)
+            if not reading:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise BusUnavailable("reading back offset ranges did not finish in time")
+            for record in await subscription.poll(10_000, timeout_ms=1000):
+                if record.offset < spans[TopicPartition(record.topic, record.partition)][1]:
+                    records.append(record)
+        return records
+    except KafkaError as error:
+        raise BusUnavailable(f"reading back offset ranges from Kafka failed: {error}") from error
     finally:
         await subscription.stop()
 
