@@ -274,11 +274,30 @@ class AlertState(enum.StrEnum):
     RESOLVED = "RESOLVED"
 
 
+class AlertEventKind(enum.StrEnum):
+    OPENED = "OPENED"
+    REOPENED = "REOPENED"
+    ACKED = "ACKED"
+    UNACKED = "UNACKED"
+    RESOLVED = "RESOLVED"
+    NOTE = "NOTE"
+
+
+class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of an alert's state, or a note, with who and when (`by` None: the system)."""
+
+    at: str
+    event: AlertEventKind
+    by: str | None = None
+    note: str | None = None
+
+
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
     """An alert as the system derives it: many matching records fold into one.
 
     `fingerprint` (rule, service, error code, or NODE_DOWN and node) is what folds them;
-    `resolved_at` is kept so the console can show when an alert was closed.
+    `resolved_at` is kept so the console can show when an alert was closed; `history`
+    holds its latest state changes and notes, oldest first.
     """
 
     alert_id: str
@@ -295,6 +314,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     acked_by: str | None = None
     acked_at: str | None = None
     resolved_at: str | None = None
+    history: tuple[AlertEvent, ...] = ()
 
 
 class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -311,6 +331,7 @@ class Acknowledge(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"
     alert_id: str
     by: str
     at: str
+    note: str | None = None
 
 
 class Unacknowledge(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="UNACK"):
@@ -322,6 +343,15 @@ class Unacknowledge(msgspec.Struct, frozen=True, kw_only=True, tag_field="comman
 class Resolve(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="RESOLVE"):
     alert_id: str
     by: str
+    at: str
+
+
+class Annotate(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="NOTE"):
+    """A note on an alert, in any state: what was tried, who is on it."""
+
+    alert_id: str
+    by: str
+    note: str
     at: str
 
 
@@ -366,7 +396,9 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", 
     burst_window_s: float | None = None
 
 
-AlertCommand = Acknowledge | Unacknowledge | Resolve | RaiseAlert | ClearAlert | RuleMatch
+AlertCommand = (
+    Acknowledge | Unacknowledge | Resolve | Annotate | RaiseAlert | ClearAlert | RuleMatch
+)
 
 
 class NoticeStatus(enum.StrEnum):

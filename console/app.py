@@ -24,8 +24,10 @@ from textual.screen import Screen
 from backend.observe.base import Observer, ServiceHealth
 from backend.schemas import Alert, Level, Log, NodeEntry
 from console.screens import HelpScreen, MainScreen, SearchScreen
+from console.screens.alert_detail import AlertDetailScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import Section
+from console.screens.note import NoteScreen
 from widgets.alert_queue import AlertQueue
 from widgets.feeds import Backoff, FeedState, Follower
 from widgets.log_feed import DEFAULT_CAPACITY, LogFeed
@@ -266,11 +268,16 @@ def help_sections() -> list[Section]:
         ("Everywhere", [*LogdeckApp.BINDINGS, *_PALETTE_BINDINGS]),
         ("Log feed", [*LogView.BINDINGS, *LogFeed.BINDINGS]),
         ("Nodes", NodeTable.BINDINGS),
-        ("Alerts", AlertQueue.BINDINGS),
+        ("Alerts", [*AlertQueue.BINDINGS, _ALERT_DETAIL_BINDING]),
+        ("Alert (Enter on an alert)", AlertDetailScreen.BINDINGS),
+        ("Note", NoteScreen.BINDINGS),
         ("Search (F2)", SearchScreen.BINDINGS),
         ("Log entry", DetailScreen.BINDINGS),
     ]
 
+
+_ALERT_DETAIL_BINDING = Binding("enter", "select_cursor", "Show the alert in full")
+"""The alert table's own Enter, listed for the help screen."""
 
 _PALETTE_BINDINGS = [
     Binding("ctrl+p", "command_palette", "Command palette"),

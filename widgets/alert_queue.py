@@ -23,7 +23,8 @@ from backend.schemas import Alert, AlertState, Severity
 from widgets.cells import Cell, theme_style
 from widgets.formatting import day_time, log_time, parse_time
 
-AlertAction = Literal["acknowledge", "unacknowledge", "resolve"]
+AlertAction = Literal["acknowledge", "acknowledge_noted", "unacknowledge", "resolve", "annotate"]
+"""What can be done to an alert; `acknowledge_noted` and `annotate` ask for a note first."""
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("severity", "Sev", 4),
@@ -55,6 +56,15 @@ class AlertQueue(DataTable[Text]):
         ),
         Binding("r", "act('resolve')", "Resolve", id="alerts.resolve", tooltip="Resolve the alert"),
         Binding(
+            "A",
+            "act('acknowledge_noted')",
+            "Ack+note",
+            id="alerts.ack_note",
+            show=False,
+            tooltip="Acknowledge the alert with a note",
+        ),
+        Binding("n", "act('annotate')", "Note", id="alerts.note", show=False, tooltip="Add a note"),
+        Binding(
             "h",
             "toggle_acked",
             "Hide acked",
@@ -64,6 +74,13 @@ class AlertQueue(DataTable[Text]):
     ]
 
     show_acked: reactive[bool] = reactive(True, init=False)
+
+    class AlertChosen(Message):
+        """Enter on an alert: the screen shows it in full."""
+
+        def __init__(self, alert: Alert) -> None:
+            super().__init__()
+            self.alert = alert
 
     class ActionRequested(Message):
         """The user wants `action` done to an alert; the screen asks the observer."""
@@ -212,6 +229,12 @@ class AlertQueue(DataTable[Text]):
 
     def action_toggle_acked(self) -> None:
         self.show_acked = not self.show_acked
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        alert = self.selected_alert()
+        if alert is not None:
+            self.post_message(self.AlertChosen(alert))
 
     def action_act(self, action: AlertAction) -> None:
         if self._read_only:

@@ -16,6 +16,7 @@ from backend.schemas import (
     Acknowledge,
     Alert,
     AlertState,
+    Annotate,
     Resolve,
     Unacknowledge,
     encode,
@@ -72,8 +73,13 @@ class AlertClient:
         finally:
             await tail.stop()
 
-    async def acknowledge(self, alert: Alert, by: str) -> None:
-        await self._send(alert, Acknowledge(alert_id=alert.alert_id, by=by, at=now_iso()))
+    async def acknowledge(self, alert: Alert, by: str, note: str | None = None) -> None:
+        await self._send(
+            alert, Acknowledge(alert_id=alert.alert_id, by=by, at=now_iso(), note=note)
+        )
+
+    async def annotate(self, alert: Alert, by: str, note: str) -> None:
+        await self._send(alert, Annotate(alert_id=alert.alert_id, by=by, note=note, at=now_iso()))
 
     async def unacknowledge(self, alert: Alert, by: str) -> None:
         await self._send(alert, Unacknowledge(alert_id=alert.alert_id, by=by, at=now_iso()))
@@ -86,7 +92,9 @@ class AlertClient:
             await self._publisher.stop()
             self._publisher = None
 
-    async def _send(self, alert: Alert, command: Acknowledge | Unacknowledge | Resolve) -> None:
+    async def _send(
+        self, alert: Alert, command: Acknowledge | Unacknowledge | Resolve | Annotate
+    ) -> None:
         """Publish `command` once Kafka has it (`BusUnavailable` if not).
 
         Keyed by the alert's fingerprint, as every command about it is, so it reaches the

@@ -7,7 +7,8 @@ same ids, on any machine, on any replay and on any alerter copy.
 Occurrences of one fingerprint (a rule's match; the monitor's RAISE for a NODE_DOWN)
 within the fold window after an alert's last_seen fold into that alert: its count and
 last_seen grow, and a RESOLVED alert opens again. An occurrence after the window starts
-a new alert. The lifecycle is OPEN -> ACKED -> RESOLVED, with UNACK back to OPEN.
+a new alert. The lifecycle is OPEN -> ACKED -> RESOLVED, with UNACK back to OPEN; an
+ACKED alert still firing `ack_timeout_s` after its ack opens again.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from typing import Final
 
 from msgspec.structs import replace
 
+from backend.alerting.rules import DEFAULT_ACK_TIMEOUT_S
 from backend.schemas import (
     Acknowledge,
     Alert,
     AlertCommand,
+    AlertEvent,
+    AlertEventKind,
     AlertState,
+    Annotate,
     ClearAlert,
     RaiseAlert,
     Resolve,
@@ -36,6 +41,8 @@ from backend.schemas import (
 )
 
 RECENT_LOG_IDS: Final = 100_000
+MAX_HISTORY: Final = 100
+"""State changes and notes an alert keeps; a reopened alert's oldest go first."""
 
 
 class AlertEngine:
@@ -47,8 +54,15 @@ class AlertEngine:
     snapshot: `remember` rebuilds them from the matches applied before a takeover.
     """
 
-    def __init__(self, fold_window_s: float, alerts: Iterable[Alert] = ()) -> None:
+    def __init__(
+        self,
+        fold_window_s: float,
+        alerts: Iterable[Alert] = (),
+        *,
+        ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
+    ) -> None:
         self._fold_s = fold_window_s
+        self._ack_timeout_s = ack_timeout_s
         self._alerts: dict[str, Alert] = {}
         self._current: dict[str, Alert] = {}
         self._rates: dict[str, _RateWindow] = {}
@@ -87,15 +101,21 @@ class AlertEngine:
         if alert is None:
             return None
         at = iso_millis(_moment(command.at))
-        if isinstance(command, Acknowledge) and alert.state is AlertState.OPEN:
-            return self._store(
-                replace(alert, state=AlertState.ACKED, acked_by=command.by, acked_at=at)
-            )
-        if isinstance(command, Unacknowledge) and alert.state is AlertState.ACKED:
-            return self._store(replace(alert, state=AlertState.OPEN, acked_by=None, acked_at=None))
-        if isinstance(command, Resolve) and alert.state is not AlertState.RESOLVED:
-            return self._store(replace(alert, state=AlertState.RESOLVED, resolved_at=at))
-        return None
+        changed = alert
+        if isinstance(command, Annotate):
+            event = AlertEvent(at=at, event=AlertEventKind.NOTE, by=command.by, note=command.note)
+        elif isinstance(command, Acknowledge) and alert.state is AlertState.OPEN:
+            changed = replace(alert, state=AlertState.ACKED, acked_by=command.by, acked_at=at)
+            event = AlertEvent(at=at, event=AlertEventKind.ACKED, by=command.by, note=command.note)
+        elif isinstance(command, Unacknowledge) and alert.state is AlertState.ACKED:
+            changed = replace(alert, state=AlertState.OPEN, acked_by=None, acked_at=None)
+            event = AlertEvent(at=at, event=AlertEventKind.UNACKED, by=command.by)
+        elif isinstance(command, Resolve) and alert.state is not AlertState.RESOLVED:
+            changed = replace(alert, state=AlertState.RESOLVED, resolved_at=at)
+            event = AlertEvent(at=at, event=AlertEventKind.RESOLVED, by=command.by)
+        else:
+            return None
+        return self._store(_noted(changed, event))
 
     def remember(self, matches: Iterable[RuleMatch]) -> None:
         """Take in `matches` an earlier keeper applied already (oldest first), changing no alert.
@@ -144,14 +164,15 @@ class AlertEngine:
         if alert is None or alert.state is AlertState.RESOLVED:
             return None
         at = iso_millis(_moment(command.at))
+        resolved = replace(
+            alert,
+            state=AlertState.RESOLVED,
+            resolved_at=at,
+            summary=command.summary,
+            last_seen=max(alert.last_seen, at),
+        )
         return self._store(
-            replace(
-                alert,
-                state=AlertState.RESOLVED,
-                resolved_at=at,
-                summary=command.summary,
-                last_seen=max(alert.last_seen, at),
-            )
+            _noted(resolved, AlertEvent(at=at, event=AlertEventKind.RESOLVED, note=command.summary))
         )
 
     def _occur(self, occurrence: RaiseAlert | RuleMatch, when: datetime) -> Alert:
@@ -172,6 +193,7 @@ class AlertEngine:
                     last_seen=at,
                     count=1,
                     state=AlertState.OPEN,
+                    history=(AlertEvent(at=at, event=AlertEventKind.OPENED),),
                 )
             )
         newest = at >= current.last_seen
@@ -185,11 +207,20 @@ class AlertEngine:
             last_seen=at if newest else current.last_seen,
             count=current.count + 1,
         )
-        if folded.state is AlertState.RESOLVED:
+        reopen = folded.state is AlertState.RESOLVED
+        note = None
+        if folded.state is AlertState.ACKED and self._ack_outlived(folded, when):
+            reopen, note = True, f"still firing {self._ack_timeout_s:g} s after the ack"
+        if reopen:
             folded = replace(
                 folded, state=AlertState.OPEN, acked_by=None, acked_at=None, resolved_at=None
             )
+            folded = _noted(folded, AlertEvent(at=at, event=AlertEventKind.REOPENED, note=note))
         return self._store(folded)
+
+    def _ack_outlived(self, alert: Alert, at: datetime) -> bool:
+        acked = alert.acked_at
+        return acked is not None and (at - _moment(acked)).total_seconds() > self._ack_timeout_s
 
     def _beyond_fold(self, alert: Alert, at: datetime) -> bool:
         return (at - _moment(alert.last_seen)).total_seconds() > self._fold_s
@@ -227,6 +258,11 @@ class _RateWindow:
         while self._times[0] <= start:
             self._times.popleft()
         return len(self._times)
+
+
+def _noted(alert: Alert, event: AlertEvent) -> Alert:
+    """`alert` with `event` last in its history, which keeps the latest `MAX_HISTORY`."""
+    return replace(alert, history=(*alert.history, event)[-MAX_HISTORY:])
 
 
 def alert_id(fingerprint: str, first_seen: str) -> str:

@@ -5,6 +5,8 @@ the file and the line to fix: tomllib gives the line of a syntax error, and for 
 or value it does not know, the line of the offending key is found in the text.
 
     fold_window_s = 300        # a match within this many seconds of last_seen folds in
+    ack_timeout_s = 3600       # an acknowledged alert still firing this long after the ack
+                               #   opens again: whoever acknowledged it may have moved on
 
     [[rule]]
     name = "error"             # unique; part of every fingerprint the rule makes
@@ -31,6 +33,7 @@ from typing import Any, Final, TypeVar
 from backend.schemas import AlertKind, Level, Log, Severity
 
 DEFAULT_FOLD_WINDOW_S: Final = 300.0
+DEFAULT_ACK_TIMEOUT_S: Final = 3600.0
 DEFAULT_BURST_COUNT: Final = 50
 DEFAULT_BURST_WINDOW_S: Final = 60.0
 
@@ -64,7 +67,7 @@ window_s = {DEFAULT_BURST_WINDOW_S:g}
 """The rules without a file, written as a file would be, so one parser serves both."""
 
 _RULE_KINDS: Final = (AlertKind.LOG_LEVEL, AlertKind.THRESHOLD, AlertKind.BURST)
-_TOP_FIELDS: Final = ("fold_window_s", "rule")
+_TOP_FIELDS: Final = ("fold_window_s", "ack_timeout_s", "rule")
 _RULE_FIELDS: Final = (
     "name",
     "kind",
@@ -134,11 +137,13 @@ def _over_threshold(log: Log) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """The rules in force, and how long after an alert's last_seen a match still folds in."""
+    """The rules in force, how long after an alert's last_seen a match still folds in, and
+    how long an acknowledged alert may go on firing before it opens again."""
 
     rules: tuple[Rule, ...]
     fold_window_s: float
     source: str
+    ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S
 
 
 def load_rules(path: Path | None) -> RuleSet:
@@ -184,6 +189,7 @@ class _Reader:
     def rule_set(self, document: dict[str, Any]) -> RuleSet:
         self._no_unknown(document, _TOP_FIELDS, None)
         fold = self._number(document, "fold_window_s", None, DEFAULT_FOLD_WINDOW_S)
+        ack_timeout = self._number(document, "ack_timeout_s", None, DEFAULT_ACK_TIMEOUT_S)
         tables = document.get("rule", [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             raise self._error(None, "rule", "`rule` must be a list of tables: write [[rule]]")
@@ -193,7 +199,7 @@ class _Reader:
             if any(earlier.name == rule.name for earlier in rules):
                 raise self._error(index, "name", f"{_table(index)} repeats the name {rule.name!r}")
             rules.append(rule)
-        return RuleSet(tuple(rules), fold, self._source)
+        return RuleSet(tuple(rules), fold, self._source, ack_timeout)
 
     def _rule(self, table: dict[str, Any], index: int) -> Rule:
         self._no_unknown(table, _RULE_FIELDS, index)

@@ -115,6 +115,7 @@ class KeeperStage:
     settings: Settings
     bus: Bus
     fold_window_s: float
+    ack_timeout_s: float
     stats: AlerterStats
     role: str = "alerter"
     topics: tuple[str, ...] = ()
@@ -158,7 +159,7 @@ class KeeperStage:
         """
         owned = subscription.assignment()
         if self._engine is None:
-            self._engine = AlertEngine(self.fold_window_s)
+            self._engine = AlertEngine(self.fold_window_s, ack_timeout_s=self.ack_timeout_s)
         if owned == self._owned:
             return self._engine
         topics = self.settings.topics
@@ -240,7 +241,7 @@ async def run_alerter(
     log.info("alerter rules from %s: %s", rules.source, ", ".join(r.name for r in rules.rules))
     stages: list[Stage] = [
         RuleStage(settings, rules, stats),
-        KeeperStage(settings, bus, rules.fold_window_s, stats),
+        KeeperStage(settings, bus, rules.fold_window_s, rules.ack_timeout_s, stats),
     ]
     try:
         await until_stopped(_serve_all(settings, bus, stages, instance, stats), stop)

@@ -49,7 +49,10 @@ class Observer(Protocol):
     def alerts(self) -> AsyncIterator[list[Alert]]:
         """Every current alert first, then the alerts that change."""
 
-    async def acknowledge(self, alert: Alert, by: str) -> None: ...
+    async def acknowledge(self, alert: Alert, by: str, note: str | None = None) -> None: ...
+
+    async def annotate(self, alert: Alert, by: str, note: str) -> None:
+        """Add a note to the alert's history, in any state."""
 
     async def unacknowledge(self, alert: Alert, by: str) -> None: ...
 

@@ -99,8 +99,11 @@ class LiveObserver:
                 log.debug("alert feed waiting for the bus: %s", error)
                 await asyncio.sleep(backoff.next_delay())
 
-    async def acknowledge(self, alert: Alert, by: str) -> None:
-        await self._alerts.acknowledge(alert, by)
+    async def acknowledge(self, alert: Alert, by: str, note: str | None = None) -> None:
+        await self._alerts.acknowledge(alert, by, note)
+
+    async def annotate(self, alert: Alert, by: str, note: str) -> None:
+        await self._alerts.annotate(alert, by, note)
 
     async def unacknowledge(self, alert: Alert, by: str) -> None:
         await self._alerts.unacknowledge(alert, by)

@@ -84,6 +84,8 @@ ALERT_MAPPINGS: Final[dict[str, Any]] = {
         "acked_by": {"type": "keyword"},
         "acked_at": {"type": "date"},
         "resolved_at": {"type": "date"},
+        # Kept with the alert, searched through it: no field of its own in the index.
+        "history": {"type": "object", "enabled": False},
     },
 }
 
@@ -139,6 +141,10 @@ class ElasticsearchStore:
                     # 400 when another service created it in between: fine.
                     await self._client.options(ignore_status=400).indices.create(
                         index=index, settings=_SINGLE_SHARD, mappings=mappings
+                    )
+                else:  # made by an earlier version: add the fields it lacks
+                    await self._client.indices.put_mapping(
+                        index=index, properties=mappings["properties"]
                     )
 
     async def healthy(self) -> bool:

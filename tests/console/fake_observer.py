@@ -26,6 +26,8 @@ from textual.worker import WorkerCancelled, WorkerFailed
 from backend.observe.base import ServiceHealth
 from backend.schemas import (
     Alert,
+    AlertEvent,
+    AlertEventKind,
     AlertKind,
     AlertState,
     ErrorDetails,
@@ -113,10 +115,22 @@ class FakeObserver:
     def alerts(self) -> AsyncIterator[list[Alert]]:
         return self._feed("alerts", list(self.alert_state.values()))
 
-    async def acknowledge(self, alert: Alert, by: str) -> None:
+    async def acknowledge(self, alert: Alert, by: str, note: str | None = None) -> None:
         self.calls.append(("acknowledge", alert.alert_id, by))
         at = iso_millis(self.clock())
-        self._change(alert.alert_id, state=AlertState.ACKED, acked_by=by, acked_at=at)
+        event = AlertEvent(at=at, event=AlertEventKind.ACKED, by=by, note=note)
+        self._change(
+            alert.alert_id,
+            state=AlertState.ACKED,
+            acked_by=by,
+            acked_at=at,
+            history=(*self.alert_state[alert.alert_id].history, event),
+        )
+
+    async def annotate(self, alert: Alert, by: str, note: str) -> None:
+        self.calls.append(("annotate", alert.alert_id, by))
+        event = AlertEvent(at=iso_millis(self.clock()), event=AlertEventKind.NOTE, by=by, note=note)
+        self._change(alert.alert_id, history=(*self.alert_state[alert.alert_id].history, event))
 
     async def unacknowledge(self, alert: Alert, by: str) -> None:
         self.calls.append(("unacknowledge", alert.alert_id, by))

@@ -21,6 +21,7 @@ from backend.config import Settings
 from backend.forward.sender import AckSender
 from backend.schemas import (
     Alert,
+    AlertEventKind,
     AlertKind,
     AlertState,
     ClearAlert,
@@ -193,6 +194,31 @@ async def test_logs_resent_after_the_alerter_restarts_are_counted_once(
     assert alert is not None
     assert alert.count == 110, restarted.output()
     assert "earlier matches remembered" in restarted.output(), restarted.output()
+
+
+async def test_notes_and_every_state_change_are_kept_with_who_and_when(
+    settings: Settings, bus: Bus, client: AlertClient, accumulator: Process, launch: Launch
+) -> None:
+    launch("alerter")
+    await send_errors(settings, 3)
+    alert = await wait_for_count(client, 3)
+    await client.acknowledge(alert, "alice", "db failover under way")
+    await client.annotate(alert, "bob", "failover done")
+    await client.resolve(alert, "alice")
+
+    async def resolved() -> bool:
+        return await alert_of(client, FINGERPRINT) is None
+
+    await eventually(resolved, 30, "the alert to be resolved")
+    state = latest_alerts(await bus.snapshot(settings.topics.alerts))[alert.alert_id]
+    assert [(e.event, e.by, e.note) for e in state.history] == [
+        (AlertEventKind.OPENED, None, None),
+        (AlertEventKind.ACKED, "alice", "db failover under way"),
+        (AlertEventKind.NOTE, "bob", "failover done"),
+        (AlertEventKind.RESOLVED, "alice", None),
+    ]
+    assert state.history[0].at == state.first_seen
+    assert state.history[-1].at == state.resolved_at
 
 
 async def test_raise_and_clear_commands_open_and_resolve_a_node_down_alert(

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from backend.alerting.engine import AlertEngine, alert_id
+from backend.alerting.engine import MAX_HISTORY, AlertEngine, alert_id
 from backend.alerting.matching import rule_matches
 from backend.alerting.rules import RuleSet, load_rules, parse_rules
 from backend.schemas import (
     Acknowledge,
     Alert,
     AlertCommand,
+    AlertEventKind,
     AlertKind,
     AlertState,
+    Annotate,
     ClearAlert,
     Log,
     RaiseAlert,
@@ -55,7 +57,7 @@ class Alerting:
 
     def __init__(self, rules: RuleSet, alerts: Iterable[Alert] = ()) -> None:
         self.rules = rules
-        self.engine = AlertEngine(rules.fold_window_s, alerts)
+        self.engine = AlertEngine(rules.fold_window_s, alerts, ack_timeout_s=rules.ack_timeout_s)
 
     @property
     def alerts(self) -> Mapping[str, Alert]:
@@ -353,6 +355,50 @@ def test_a_log_resent_by_an_at_least_once_sender_is_counted_once() -> None:
     (first,) = engine.on_log(record)
     assert engine.on_log(record) == []
     assert engine.alerts[first.alert_id].count == 1
+
+
+def test_history_keeps_every_state_change_and_note_with_who_and_when() -> None:
+    engine = Alerting(ERROR_ONLY)
+    alert = only(engine.on_log(a_log(0)))
+    engine.on_command(Acknowledge(alert_id=alert.alert_id, by="alice", at=at(1), note="on it"))
+    engine.on_command(Annotate(alert_id=alert.alert_id, by="bob", note="db restarted", at=at(2)))
+    engine.on_command(Unacknowledge(alert_id=alert.alert_id, by="bob", at=at(3)))
+    engine.on_command(Resolve(alert_id=alert.alert_id, by="alice", at=at(4)))
+    reopened = only(engine.on_log(a_log(5)))
+    assert [(e.at, e.event, e.by, e.note) for e in reopened.history] == [
+        (at(0), AlertEventKind.OPENED, None, None),
+        (at(1), AlertEventKind.ACKED, "alice", "on it"),
+        (at(2), AlertEventKind.NOTE, "bob", "db restarted"),
+        (at(3), AlertEventKind.UNACKED, "bob", None),
+        (at(4), AlertEventKind.RESOLVED, "alice", None),
+        (at(5), AlertEventKind.REOPENED, None, None),
+    ]
+
+
+def test_history_keeps_the_latest_changes_only() -> None:
+    engine = Alerting(ERROR_ONLY)
+    alert = only(engine.on_log(a_log(0)))
+    for index in range(MAX_HISTORY + 5):
+        engine.on_command(Annotate(alert_id=alert.alert_id, by="bob", note=f"{index}", at=at(1)))
+    history = engine.alerts[alert.alert_id].history
+    assert len(history) == MAX_HISTORY
+    assert history[-1].note == f"{MAX_HISTORY + 4}"
+
+
+def test_an_acked_alert_still_firing_past_the_ack_timeout_opens_again() -> None:
+    rules = parse_rules(
+        'ack_timeout_s = 600\n[[rule]]\nname = "error"\nseverity = "ERROR"\nlevel = "ERROR"\n',
+        "t",
+    )
+    engine = Alerting(rules)
+    alert = only(engine.on_log(a_log(0)))
+    engine.on_command(Acknowledge(alert_id=alert.alert_id, by="alice", at=at(10)))
+    assert only(engine.on_log(a_log(200))).state is AlertState.ACKED
+    assert only(engine.on_log(a_log(500))).state is AlertState.ACKED  # 490 s after the ack
+    reopened = only(engine.on_log(a_log(611)))
+    assert (reopened.state, reopened.acked_by, reopened.count) == (AlertState.OPEN, None, 4)
+    assert reopened.history[-1].event is AlertEventKind.REOPENED
+    assert reopened.history[-1].note == "still firing 600 s after the ack"
 
 
 def test_a_keeper_that_takes_over_remembers_the_matches_applied_before_it() -> None:

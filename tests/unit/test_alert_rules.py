@@ -26,7 +26,7 @@ def error_of(text: str) -> str:
 
 def test_built_in_rules_are_error_fatal_threshold_and_burst() -> None:
     rules = load_rules(None)
-    assert rules.fold_window_s == 300
+    assert (rules.fold_window_s, rules.ack_timeout_s) == (300, 3600)
     assert rules.source == "built-in rules"
     by_name = {rule.name: rule for rule in rules.rules}
     assert (by_name["error"].kind, by_name["error"].severity) == (
@@ -60,6 +60,7 @@ def test_a_file_with_every_field(tmp_path: Path) -> None:
     path.write_text(
         """
 fold_window_s = 120
+ack_timeout_s = 900
 
 [[rule]]
 name = "payment-timeouts"
@@ -78,7 +79,7 @@ window_s = 2.5
 """
     )
     rules = load_rules(path)
-    assert rules.fold_window_s == 120
+    assert (rules.fold_window_s, rules.ack_timeout_s) == (120, 900)
     assert rules.source == str(path)
     timeouts, storm = rules.rules
     assert timeouts.kind is AlertKind.LOG_LEVEL
@@ -171,6 +172,11 @@ def test_no_rules_at_all_is_allowed() -> None:
             "(expected a number of seconds above 0)",
         ),
         (
+            'fold_window_s = 60\nack_timeout_s = "1h"\n',
+            "rules.toml:2: bad value for 'ack_timeout_s': '1h' "
+            "(expected a number of seconds above 0)",
+        ),
+        (
             'fold = 3\n[[rule]]\nname = "a"\nseverity = "ERROR"\n',
             "rules.toml:1: unknown field 'fold'",
         ),
@@ -208,6 +214,7 @@ def test_no_rules_at_all_is_allowed() -> None:
         "bad count",
         "window on a non-burst",
         "bad fold window",
+        "bad ack timeout",
         "unknown top-level field",
         "missing name",
         "repeated name",
