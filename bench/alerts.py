@@ -22,7 +22,7 @@ import multiprocessing
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -89,9 +89,12 @@ class Latencies:
 
 
 class AlertWatch:
-    """Reads the alerts topic as consoles do (committed only) and times each probe's alert."""
+    """Reads the alerts topic as consoles do (committed only) and times each probe's alert.
 
-    def __init__(self, settings: Settings) -> None:
+    `rule` names the rule the probes fire (`error` for ERROR probes, `fatal` for FATAL).
+    """
+
+    def __init__(self, settings: Settings, rule: str = "error") -> None:
         self._topic = settings.topics.alerts
         self._consumer = AIOKafkaConsumer(
             self._topic,
@@ -101,7 +104,7 @@ class AlertWatch:
             isolation_level="read_committed",
             fetch_max_wait_ms=20,
         )
-        self._prefix = f"error:{PROBE_SERVICE}:"
+        self._prefix = f"{rule}:{PROBE_SERVICE}:"
         self.seen: dict[str, float] = {}
         self.snapshots = 0
 
@@ -130,18 +133,20 @@ class AlertWatch:
 
 
 class Probes:
-    """ERRORs with an error code each, sent one by one as a service would, times kept."""
+    """ERRORs (or `level`) with an error code each, sent one by one as a service would,
+    times kept."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, level: str = "ERROR") -> None:
         # A chunk per record: the probe leaves at once instead of waiting to fill a batch.
         self._sender = AckSender("logdeck", "127.0.0.1", port, batch_size=1)
+        self._level = level
         self.sent: dict[str, float] = {}
 
     async def send(self, code: str) -> None:
         record = {
             "log_id": f"probe-{code}",
             "node_id": PROBE_NODE,
-            "log_level": "ERROR",
+            "log_level": self._level,
             "message_type": "LOG",
             "message": f"probe {code}",
             "service_name": PROBE_SERVICE,
@@ -158,25 +163,27 @@ class Probes:
 
 
 async def wait_for_alerts(
-    watch: AlertWatch,
+    seen: Mapping[str, float],
     codes: Sequence[str],
     deadline: float,
     checks: Sequence[Service],
     background: BaseProcess,
+    what: str = "alerts seen",
 ) -> None:
-    phase = Phase("alerts seen", len(codes))
+    """Until every code is in `seen` (code -> arrival), or `deadline`; a dead process fails."""
+    phase = Phase(what, len(codes))
     while time.monotonic() < deadline:
-        seen = sum(code in watch.seen for code in codes)
-        phase.update(seen)
-        if seen == len(codes):
-            phase.finish(f"{seen:,} of {len(codes):,}")
+        arrived = sum(code in seen for code in codes)
+        phase.update(arrived)
+        if arrived == len(codes):
+            phase.finish(f"{arrived:,} of {len(codes):,}")
             return
         for service in checks:
             service.check_running()
         if not background.is_alive():
             raise BenchError(f"the background sender exited with status {background.exitcode}")
         await asyncio.sleep(0.1)
-    phase.finish(f"{sum(code in watch.seen for code in codes):,} of {len(codes):,}")
+    phase.finish(f"{sum(code in seen for code in codes):,} of {len(codes):,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +222,11 @@ async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -
         try:
             await probes.send("WARMUP")
             await wait_for_alerts(
-                watch, ["WARMUP"], deadline_in(START_TIMEOUT_S), [accumulator, alerter], background
+                watch.seen,
+                ["WARMUP"],
+                deadline_in(START_TIMEOUT_S),
+                [accumulator, alerter],
+                background,
             )
             if "WARMUP" not in watch.seen:
                 raise BenchError("the alerter raised no alert for the warm-up probe in time")
@@ -234,7 +245,7 @@ async def measure(settings: Settings, args: argparse.Namespace, workdir: Path) -
                 await asyncio.sleep(max(0.0, pause))
             phase.finish(f"{len(codes):,} sent in {time.perf_counter() - started:.1f} s")
             await wait_for_alerts(
-                watch, codes, deadline_in(SETTLE_TIMEOUT_S), [accumulator, alerter], background
+                watch.seen, codes, deadline_in(SETTLE_TIMEOUT_S), [accumulator, alerter], background
             )
             span = time.perf_counter() - started
             logs_after = await logs_on_topic()

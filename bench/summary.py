@@ -79,6 +79,25 @@ def _alerts(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _notify(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for figure in data["figures"]:
+        if figure["figure"].startswith("FATAL -> webhook p"):
+            rows.append(
+                Row(
+                    "notify",
+                    figure["figure"],
+                    float(figure["value"].split()[0]),
+                    "ms",
+                    float(figure["baseline"].split()[0]),
+                    "alert on the bus",
+                    figure["target"],
+                    figure.get("met"),
+                )
+            )
+    return rows
+
+
 def _detection(data: dict[str, Any]) -> list[Row]:
     detection, targets = data["detection_s"], data["targets"]
     return [
@@ -241,6 +260,7 @@ def _backlog(data: dict[str, Any]) -> list[Row]:
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
     "alerts": _alerts,
+    "notify": _notify,
     "detection": _detection,
     "console": _console,
     "search": _search,

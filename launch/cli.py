@@ -7,7 +7,13 @@ import sys
 from collections.abc import Callable
 
 from launch.deadletter import add_deadletter
-from launch.services import add_accumulator, add_alerter, add_indexer, add_monitor
+from launch.services import (
+    add_accumulator,
+    add_alerter,
+    add_indexer,
+    add_monitor,
+    add_notifier,
+)
 from launch.terminal import add_console, add_demo
 
 Handler = Callable[[argparse.Namespace], int]
@@ -25,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack(commands)
     add_alerter(commands)
     add_monitor(commands)
+    add_notifier(commands)
     add_console(commands)
     add_demo(commands)
     add_deadletter(commands)

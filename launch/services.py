@@ -1,5 +1,5 @@
-"""The service commands: accumulator, indexer, alerter and monitor, each on the bus (and
-store) its connection flags name, until SIGINT or SIGTERM."""
+"""The service commands: accumulator, indexer, alerter, monitor and notifier, each on the bus
+(and store) its connection flags name, until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -146,6 +146,20 @@ def add_monitor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     monitor.set_defaults(handler=_monitor)
 
 
+def add_notifier(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notifier = commands.add_parser(
+        "notifier", help="alerts to Alertmanager, webhooks, Slack and email"
+    )
+    notifier.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="receivers and routes (TOML) ($LOGDECK_NOTIFY, then ~/.config/logdeck/notify.toml)",
+    )
+    add_connection_flags(notifier)
+    notifier.set_defaults(handler=_notifier)
+
+
 def _accumulator(args: argparse.Namespace) -> int:
     from backend.accumulator import run_accumulator
     from backend.backends import open_bus
@@ -209,3 +223,19 @@ def _monitor(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     options = MonitorOptions(timeout_s=args.timeout)
     return serve(lambda stop: run_monitor(settings, open_bus(settings), stop, options))
+
+
+def _notifier(args: argparse.Namespace) -> int:
+    from backend.backends import open_bus
+    from backend.notify.config import NotifyConfigError, default_config_path, load_notify_config
+    from backend.notify.service import run_notifier
+    from backend.runner import configure_logging, serve
+
+    configure_logging(args.verbose)
+    try:
+        config = load_notify_config(args.config or default_config_path())
+    except NotifyConfigError as error:
+        print(f"logdeck notifier: {error}", file=sys.stderr)
+        return 2
+    settings = settings_of(args)
+    return serve(lambda stop: run_notifier(settings, open_bus(settings), stop, config))
