@@ -65,6 +65,8 @@ class Topics:
     """Compacted, keyed by a dead letter's `partition:offset`: the letters replayed."""
     notifications: str
     """Compacted, keyed by `alert_id/receiver`: what the notifier last sent each receiver."""
+    silences: str
+    """Compacted, keyed by silence_id: every silence and maintenance window, expired too."""
 
     @classmethod
     def for_namespace(cls, namespace: str) -> Topics:
@@ -78,6 +80,7 @@ class Topics:
             registry=f"{namespace}.registry",
             deadletter_replays=f"{namespace}.deadletter-replays",
             notifications=f"{namespace}.notifications",
+            silences=f"{namespace}.silences",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -91,12 +94,19 @@ class Topics:
             self.registry,
             self.deadletter_replays,
             self.notifications,
+            self.silences,
         )
 
     def compacted(self) -> tuple[str, ...]:
         """Topics that hold the latest state per key (alert, node, replayed letter, notice
-        sent) and are read from the start."""
-        return (self.alerts, self.registry, self.deadletter_replays, self.notifications)
+        sent, silence) and are read from the start."""
+        return (
+            self.alerts,
+            self.registry,
+            self.deadletter_replays,
+            self.notifications,
+            self.silences,
+        )
 
 
 @dataclass(frozen=True, slots=True)

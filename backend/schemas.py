@@ -419,3 +419,54 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: str
     count: int
     delivered: bool = True
+
+
+class MatcherName(enum.StrEnum):
+    """What a silence matcher reads of an alert: the names of a notifier route's `match`."""
+
+    SEVERITY = "severity"
+    SERVICE = "service"
+    NODE = "node"
+    RULE = "rule"
+    ERROR_CODE = "error_code"
+
+
+class Matcher(msgspec.Struct, frozen=True, kw_only=True):
+    """`name=value`, or with `regex` `name=~value` (the whole value must match)."""
+
+    name: MatcherName
+    value: str
+    regex: bool = False
+
+    def __post_init__(self) -> None:
+        if self.regex:
+            try:
+                re.compile(self.value)
+            except re.error as error:
+                raise ValueError(
+                    f"{self.name}=~{self.value}: not a regular expression: {error}"
+                ) from None
+
+
+class Silence(msgspec.Struct, frozen=True, kw_only=True):
+    """Alerts its matchers all cover, from `starts_at` until `ends_at`, notify nobody.
+
+    Kept on the compacted silences topic by silence_id; expiring one publishes it again
+    with `ends_at` now, so expired silences stay listed. A `maintenance` silence has one
+    matcher, node=NODE: that node raises no NODE_DOWN while it lasts.
+    """
+
+    silence_id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: str
+    ends_at: str
+    comment: str
+    created_by: str
+    maintenance: bool = False
+
+    def __post_init__(self) -> None:
+        _check_required_text(silence_id=self.silence_id, created_by=self.created_by)
+        if not self.matchers:
+            raise ValueError("a silence needs at least one matcher")
+        _check_timestamp(self.starts_at)
+        _check_timestamp(self.ends_at)

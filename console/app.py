@@ -22,17 +22,19 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from backend.observe.base import Observer, ServiceHealth
-from backend.schemas import Alert, Level, Log, NodeEntry
+from backend.schemas import Alert, Level, Log, NodeEntry, Silence
 from console.screens import HelpScreen, MainScreen, SearchScreen
 from console.screens.alert_detail import AlertDetailScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import Section
 from console.screens.note import NoteScreen
+from console.screens.silence import SilenceScreen
+from console.screens.silences import SilencesScreen
 from widgets.alert_queue import AlertQueue
 from widgets.feeds import Backoff, FeedState, Follower
 from widgets.log_feed import DEFAULT_CAPACITY, LogFeed
 from widgets.log_view import LogView
-from widgets.messages import AlertsChanged, LogsArrived, NodesChanged
+from widgets.messages import AlertsChanged, LogsArrived, NodesChanged, SilencesChanged
 from widgets.names import KnownNames
 from widgets.node_table import NodeTable
 from widgets.rates import RateHistory
@@ -93,6 +95,7 @@ class LogdeckApp(App[None]):
         self._reported_drops = 0
         self._pending_nodes: dict[str, NodeEntry] = {}
         self._pending_alerts: dict[str, Alert] = {}
+        self._pending_silences: dict[str, Silence] = {}
         self._alerts_initial = False
         self._rates = RateHistory()
         self._feeds: dict[str, FeedState] = {}
@@ -143,6 +146,7 @@ class LogdeckApp(App[None]):
         self._follow("logs feed", self.observer.logs, self._take_logs)
         self._follow("nodes feed", self.observer.nodes, self._take_nodes)
         self._follow("alerts feed", self.observer.alerts, self._take_alerts)
+        self._follow("silences feed", self.observer.silences, self._take_silences)
 
     def _follow(
         self,
@@ -164,6 +168,10 @@ class LogdeckApp(App[None]):
         self._alerts_initial |= first
         for alert in batch:
             self._pending_alerts[alert.alert_id] = alert
+
+    def _take_silences(self, batch: list[Silence], first: bool) -> None:
+        for silence in batch:
+            self._pending_silences[silence.silence_id] = silence
 
     def _report(self, state: FeedState) -> None:
         if state.ok:
@@ -193,6 +201,10 @@ class LogdeckApp(App[None]):
             self._pending_alerts.clear()
             self.main.post_message(AlertsChanged(alerts, initial=self._alerts_initial))
             self._alerts_initial = False
+        if self._pending_silences:
+            silences = list(self._pending_silences.values())
+            self._pending_silences.clear()
+            self.main.post_message(SilencesChanged(silences))
 
     def poll(self) -> None:
         """Read the observer's health, its dead-letter count and the logs/s history into
@@ -260,6 +272,12 @@ class LogdeckApp(App[None]):
             "Toggle ACKED alerts in the queue (h)",
             alerts.action_toggle_acked,
         )
+        yield SystemCommand(
+            "Silence the selected alert",
+            "Matchers pre-filled, editable, with a preview (z)",
+            self.main.action_silence_alert,
+        )
+        yield SystemCommand("Silences", "List and expire silences (S)", self.main.action_silences)
 
 
 def help_sections() -> list[Section]:
@@ -271,6 +289,7 @@ def help_sections() -> list[Section]:
         ("Alerts", [*AlertQueue.BINDINGS, _ALERT_DETAIL_BINDING]),
         ("Alert (Enter on an alert)", AlertDetailScreen.BINDINGS),
         ("Note", NoteScreen.BINDINGS),
+        ("Silences", [*MainScreen.BINDINGS, *SilencesScreen.BINDINGS, *SilenceScreen.BINDINGS]),
         ("Search (F2)", SearchScreen.BINDINGS),
         ("Log entry", DetailScreen.BINDINGS),
     ]

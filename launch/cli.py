@@ -14,6 +14,7 @@ from launch.services import (
     add_monitor,
     add_notifier,
 )
+from launch.silences import add_maintenance, add_silence
 from launch.terminal import add_console, add_demo
 
 Handler = Callable[[argparse.Namespace], int]
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_console(commands)
     add_demo(commands)
     add_deadletter(commands)
+    add_silence(commands)
+    add_maintenance(commands)
     return parser
 
 

@@ -40,6 +40,9 @@ _SEVERITY = {
     Severity.WARNING: ("WARN", "text-secondary"),
 }
 _SUMMARY_LIMIT = 80
+QUIET_TAGS = {"silenced": "MUTED", "maintenance": "MAINT", "inhibited": "INHIB"}
+"""What the state column says of an alert that notifies nobody: silenced, its node in
+maintenance, or inhibited by its node's NODE_DOWN."""
 
 
 class AlertQueue(DataTable[Text]):
@@ -97,6 +100,7 @@ class AlertQueue(DataTable[Text]):
         self._clock = clock
         self._read_only = read_only
         self._alerts: dict[str, Alert] = {}
+        self._quiet: dict[str, str] = {}
         self._primed = False
 
     def on_focus(self) -> None:
@@ -144,6 +148,20 @@ class AlertQueue(DataTable[Text]):
                 f"{first.summary}{more}", title="CRITICAL alert", severity="error", timeout=10
             )
 
+    def set_quiet(self, quiet: dict[str, str]) -> None:
+        """Mark the alerts that notify nobody: alert_id -> why, one of `QUIET_TAGS`' keys."""
+        if quiet == self._quiet:
+            return
+        changed = {
+            key
+            for key in quiet.keys() | self._quiet.keys()
+            if quiet.get(key) != self._quiet.get(key)
+        }
+        self._quiet = dict(quiet)
+        for key in changed:
+            if key in self._alerts:
+                self._place(self._alerts[key])
+
     def _visible(self, alert: Alert) -> bool:
         if alert.state is AlertState.RESOLVED:
             return False
@@ -167,11 +185,14 @@ class AlertQueue(DataTable[Text]):
     def _cells(self, alert: Alert) -> list[Text]:
         label, variable = _SEVERITY[alert.severity]
         acked = alert.state is AlertState.ACKED
-        muted = Style(dim=True) if acked else Style()
+        quiet = self._quiet.get(alert.alert_id)
+        muted = Style(dim=True) if acked or quiet else Style()
         seen = parse_time(alert.last_seen)
         order = (-alert.severity.rank, -(seen.timestamp() if seen else 0.0), alert.alert_id)
         severity = Cell(label, theme_style(self.app, variable, bold=not acked), order=order)
         state = "ACKED" if acked else alert.state.value
+        if quiet is not None:
+            state = QUIET_TAGS.get(quiet, quiet)
         return [
             severity,
             Text(state, style=muted),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from backend.schemas import Alert, Log, NodeEntry
+from backend.schemas import Alert, Log, NodeEntry, Silence
 
 
 class LogsArrived(Message):
@@ -36,3 +36,11 @@ class AlertsChanged(Message):
         super().__init__()
         self.alerts = alerts
         self.initial = initial
+
+
+class SilencesChanged(Message):
+    """Silences added or changed since the last flush (every silence at first)."""
+
+    def __init__(self, silences: list[Silence]) -> None:
+        super().__init__()
+        self.silences = silences

@@ -55,6 +55,7 @@ class NodeTable(DataTable[Text]):
         self._entries: dict[str, NodeEntry] = {}
         self._rates = NodeRates()
         self._shown: dict[tuple[str, str], str] = {}
+        self._maintenance: set[str] = set()
         self.feed_node: str | None = None
         """The node the log feed is filtered to, marked in the title."""
 
@@ -129,7 +130,18 @@ class NodeTable(DataTable[Text]):
         down = entry.status is NodeStatus.DOWN
         return Cell(entry.node_id, order=(not down, entry.node_id))
 
+    def set_maintenance(self, nodes: set[str]) -> None:
+        """Show the nodes in a maintenance window as MAINT: their silence is expected."""
+        if nodes == self._maintenance:
+            return
+        changed = nodes ^ self._maintenance
+        self._maintenance = set(nodes)
+        for node in changed & self._entries.keys():
+            self._set("status", node, self._status_cell(self._entries[node]))
+
     def _status_cell(self, entry: NodeEntry) -> Text:
+        if entry.node_id in self._maintenance:
+            return Text("◌MAINT", style=theme_style(self.app, "text-warning"))
         if entry.status is NodeStatus.DOWN:
             return Text("✖ DOWN", style=theme_style(self.app, "text-error", bold=True))
         return Text("● UP", style=theme_style(self.app, "text-success"))

@@ -10,6 +10,9 @@ registry ignores records no newer than what it holds.
 Silence is judged only where the monitor knows it has read everything (`Progress`), so a
 monitor that starts, restarts, rebalances or falls behind judges nobody until it has
 caught up, and then gives every node a full timeout from that moment.
+
+A node under a maintenance window (a silence of the silences topic, read from a tail) is
+still recorded DOWN but raises no NODE_DOWN; see `maintenance` for a window's start and end.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Publisher, Subscription
 from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
+from backend.monitor.maintenance import MaintenanceGate, Turns
 from backend.monitor.progress import Progress
 from backend.monitor.registry import Change, Event, Kind, Policy, Registry
 from backend.retry import retrying
@@ -42,6 +47,7 @@ from backend.schemas import (
     encode,
     now_iso,
 )
+from backend.silences.client import SilenceWatch
 
 log = logging.getLogger("logdeck.monitor")
 
@@ -67,6 +73,8 @@ class MonitorStats:
     cleared: int = 0
     published: int = 0
     invalid: int = 0
+    held: int = 0
+    """NODE_DOWN not raised because the node was in maintenance."""
 
 
 class Monitor:
@@ -79,6 +87,7 @@ class Monitor:
         subscription: Subscription,
         publisher: Publisher,
         registry: Registry,
+        silences: SilenceWatch | None = None,
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -88,6 +97,8 @@ class Monitor:
         topics = settings.topics
         self._progress = Progress(subscription, (topics.registrations, topics.heartbeats))
         self._announced = False
+        self._silences = silences
+        self._maintenance = MaintenanceGate()
         self.stats = MonitorStats()
 
     async def watch(self) -> None:
@@ -102,13 +113,16 @@ class Monitor:
             if gained:
                 await self._restore(gained, now)
             self._announce_catch_up()
+            # Before this batch's changes: a node that goes down in it is judged by the
+            # maintenance in force now, and a turn never doubles its command.
+            turned = self._turn_records(await self._maintenance_turns())
             changes: list[Change] = []
             # Ingestion order across partitions; a registration before a heartbeat of its ms.
             for record in sorted(batch, key=self._order):
                 changes += self._take(record, now)
             changes += self.registry.judge(now, self._progress.observe)
-            if changes:
-                await self._publish(changes)
+            if changes or turned:
+                await self._publish(changes, turned)
             if batch:
                 await retrying(
                     self._subscription.commit,
@@ -119,6 +133,38 @@ class Monitor:
             if now - reported >= _REPORT_EVERY_S:
                 reported = now
                 self._report()
+
+    async def _maintenance_turns(self) -> Turns:
+        """Read new silences, and the nodes whose maintenance began or ended since."""
+        if self._silences is None:
+            return Turns()
+        try:
+            await self._silences.refresh()
+        except BusUnavailable as error:
+            log.warning("reading silences: %s (keeping the ones known)", error)
+        return self._maintenance.update(self._silences.book.maintenance(datetime.now(UTC)))
+
+    def _turn_records(self, turns: Turns) -> list[Outgoing]:
+        """For a node of ours that is DOWN: clear its NODE_DOWN when its maintenance starts,
+        raise it again when its maintenance ends."""
+        records: list[Outgoing] = []
+        for node_id in sorted(turns.started | turns.ended):
+            began = "entered" if node_id in turns.started else "left"
+            log.info("node %s %s maintenance", node_id, began)
+            entry = self.registry.entry(node_id)
+            if entry is None or entry.status is not NodeStatus.DOWN:
+                continue
+            if node_id in turns.started:
+                summary = f"node {node_id} is in maintenance"
+                log.info("NODE_DOWN cleared: %s", summary)
+                self.stats.cleared += 1
+                records.append(self._clear(entry, summary))
+            else:
+                summary = f"node {node_id} is still down after its maintenance ended"
+                log.warning("NODE_DOWN raised: %s", summary)
+                self.stats.raised += 1
+                records.append(self._raise(entry, summary))
+        return records
 
     def _order(self, record: Incoming) -> tuple[int, int]:
         return record.timestamp_ms, record.topic == self._settings.topics.heartbeats
@@ -192,8 +238,9 @@ class Monitor:
             return decode_as(record.value, Heartbeat)
         return decode_as(record.value, Registration)
 
-    async def _publish(self, changes: list[Change]) -> None:
+    async def _publish(self, changes: list[Change], turned: list[Outgoing]) -> None:
         records = [outgoing for change in changes for outgoing in self._records(change)]
+        records += turned
         await retrying(
             lambda: self._publisher.publish(records),
             what=f"publishing {len(records)} registry changes and alert commands",
@@ -202,7 +249,10 @@ class Monitor:
         )
         self.stats.published += len(changes)
         for change in changes:
-            if change.kind is Kind.WENT_DOWN:
+            if change.kind is Kind.WENT_DOWN and self._maintenance.holds(change.entry.node_id):
+                self.stats.held += 1
+                log.info("NODE_DOWN held back (node in maintenance): %s", change.summary)
+            elif change.kind is Kind.WENT_DOWN:
                 self.stats.raised += 1
                 log.warning("NODE_DOWN raised: %s", change.summary)
             elif change.kind is Kind.CAME_BACK:
@@ -217,24 +267,31 @@ class Monitor:
         topics = self._settings.topics
         entry = change.entry
         records = [Outgoing(topics.registry, entry.node_id.encode(), encode(entry))]
-        fingerprint = node_down_fingerprint(entry.node_id)
-        command: RaiseAlert | ClearAlert
-        if change.kind is Kind.WENT_DOWN:
-            command = RaiseAlert(
-                fingerprint=fingerprint,
-                kind=AlertKind.NODE_DOWN,
-                severity=Severity.CRITICAL,
-                node_id=entry.node_id,
-                service_name=entry.service_name,
-                summary=change.summary,
-                at=now_iso(),
-            )
+        if change.kind is Kind.WENT_DOWN and not self._maintenance.holds(entry.node_id):
+            records.append(self._raise(entry, change.summary))
         elif change.kind is Kind.CAME_BACK:
-            command = ClearAlert(fingerprint=fingerprint, summary=change.summary, at=now_iso())
-        else:
-            return records
-        records.append(Outgoing(topics.alert_commands, fingerprint.encode(), encode(command)))
+            records.append(self._clear(entry, change.summary))
         return records
+
+    def _raise(self, entry: NodeEntry, summary: str) -> Outgoing:
+        command = RaiseAlert(
+            fingerprint=node_down_fingerprint(entry.node_id),
+            kind=AlertKind.NODE_DOWN,
+            severity=Severity.CRITICAL,
+            node_id=entry.node_id,
+            service_name=entry.service_name,
+            summary=summary,
+            at=now_iso(),
+        )
+        return self._command(command)
+
+    def _clear(self, entry: NodeEntry, summary: str) -> Outgoing:
+        fingerprint = node_down_fingerprint(entry.node_id)
+        return self._command(ClearAlert(fingerprint=fingerprint, summary=summary, at=now_iso()))
+
+    def _command(self, command: RaiseAlert | ClearAlert) -> Outgoing:
+        topic = self._settings.topics.alert_commands
+        return Outgoing(topic, command.fingerprint.encode(), encode(command))
 
     def _report(self) -> None:
         entries = self.registry.entries()
@@ -257,12 +314,12 @@ async def run_monitor(
     group = settings.group("monitor")
     subscription = bus.subscription([topics.registrations, topics.heartbeats], group)
     publisher = bus.publisher()
-    monitor = Monitor(
-        settings, bus, subscription, publisher, Registry(Policy(timeout_s=options.timeout_s))
-    )
+    silences = SilenceWatch(settings, bus)
+    registry = Registry(Policy(timeout_s=options.timeout_s))
+    monitor = Monitor(settings, bus, subscription, publisher, registry, silences)
 
     async def work() -> None:
-        await _connect(settings, bus, subscription, publisher)
+        await _connect(settings, bus, subscription, publisher, silences)
         log.info(
             "monitor reading %s and %s as group %s; registry on %s, alerts to %s",
             topics.registrations,
@@ -276,14 +333,18 @@ async def run_monitor(
     try:
         await until_stopped(work(), stop)
     finally:
-        for closing in (subscription.stop(), publisher.stop()):
+        for closing in (subscription.stop(), publisher.stop(), silences.stop()):
             with contextlib.suppress(Exception):
                 await closing
         log.info("monitor stopped; %d nodes; totals: %s", len(monitor.registry), monitor.stats)
 
 
 async def _connect(
-    settings: Settings, bus: Bus, subscription: Subscription, publisher: Publisher
+    settings: Settings,
+    bus: Bus,
+    subscription: Subscription,
+    publisher: Publisher,
+    silences: SilenceWatch,
 ) -> None:
     kafka = settings.bus_label
     await ensure_topics_retrying(bus, settings, log)
@@ -292,4 +353,10 @@ async def _connect(
     )
     await retrying(
         publisher.start, what=f"connecting to {kafka}", retry_on=(BusUnavailable,), log=log
+    )
+    await retrying(
+        silences.start,
+        what=f"reading silences from {settings.topics.silences}",
+        retry_on=(BusUnavailable,),
+        log=log,
     )

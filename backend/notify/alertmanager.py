@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 
+from backend.alert_labels import error_code_of, rule_of
 from backend.notify.delivery import post_json
 from backend.notify.ledger import ALERTMANAGER_RESEND_S, Notice
-from backend.notify.routing import error_code_of, rule_of
 from backend.schemas import Alert, NoticeStatus, iso_millis
 
 ENDS_AFTER_RESENDS = 4

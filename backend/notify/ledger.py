@@ -12,6 +12,8 @@ copy, reads both and carries on where the last one stopped:
   (for Alertmanager, after `ALERTMANAGER_RESEND_S` at most: it expects alerts to be
   re-posted while they fire, and ends those that are not);
 - a RESOLVED alert whose last notification said firing is due as resolved, at once;
+- a firing alert that `quiet` says is silenced, in maintenance or inhibited is due to
+  nobody (neither first nor repeated) while it is; its resolve still goes to those told;
 - an escalation route (`escalate_after_s`) takes a firing alert only once it has been
   OPEN, unacknowledged, that long since it last opened (its history says when); an ack in
   time keeps it from that receiver.
@@ -100,13 +102,17 @@ class Ledger:
             del self._routes[alert_id]
         self._sent = {key: sent for key, sent in self._sent.items() if not gone(key[0])}
 
-    def due(self, now: float) -> dict[str, list[Notice]]:
+    def due(
+        self, now: float, quiet: Callable[[Alert], bool] = lambda alert: False
+    ) -> dict[str, list[Notice]]:
         """The notices to send now, by receiver; resolved alerts told to all are dropped."""
         due: dict[str, list[Notice]] = {}
         waiting: dict[tuple[str, float], list[_Held]] = {}
         done: list[str] = []
         for alert_id, held in self._alerts.items():
             firing = held.alert.state is not AlertState.RESOLVED
+            if firing and quiet(held.alert):
+                continue
             told = False
             for receiver, route in self._routes[alert_id].items():
                 sent, sent_at = self._sent.get((alert_id, receiver), (None, 0.0))

@@ -4,7 +4,8 @@ The notifier reads the alerts topic (each alert's latest snapshot, keyed by aler
 consumer group `notifier`, so copies share the alerts by partition. When it gains
 partitions it reads their alerts and what was sent of them (the notifications topic)
 into its `Ledger`, then follows the alerts topic; after every poll it delivers what the
-ledger says is due, one message per receiver, each receiver paced by its `Gate`, and
+ledger says is due (save what silences, maintenance and open NODE_DOWNs keep `Quiet`),
+one message per receiver, each receiver paced by its `Gate`, and
 records every delivered (or given up) notification on the notifications topic.
 
 Offsets are committed only when nothing due is left undelivered. Since what is due
@@ -20,6 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import aiohttp
@@ -39,6 +41,7 @@ from backend.notify.webhook import WebhookSender
 from backend.retry import retrying
 from backend.runner import ServiceError, until_stopped
 from backend.schemas import Alert, InvalidRecord, Notification, decode_as, encode
+from backend.silences.quiet import Quiet
 
 log = logging.getLogger("logdeck.notifier")
 
@@ -97,15 +100,66 @@ class Notifier:
         self._uncommitted = False
         self._sending: dict[str, asyncio.Task[list[Outgoing]]] = {}
         """The delivery under way to each receiver, if any."""
+        self.quiet = Quiet()
+        self._quieted: dict[str, str] = {}
+        """The alerts kept quiet, with why, as last logged."""
         self.stats = NotifierStats()
 
     async def watch(self) -> None:
-        """Follow the alerts and deliver what falls due, forever; cancel to stop."""
+        """Follow the alerts and deliver what falls due, forever; cancel to stop.
+
+        Silences and NODE_DOWNs are read to their end before the first delivery, so an
+        alert silenced before a restart is not notified after it.
+        """
+        topics = self._settings.topics
+        tail = self._bus.tail([topics.silences, topics.alerts])
         try:
-            await self._follow()
+            await retrying(
+                tail.start, what="following silences", retry_on=(BusUnavailable,), log=log
+            )
+            for topic in (topics.silences, topics.alerts):
+                for record in await self._snapshot(topic):
+                    self._take_quiet(record)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._follow_quiet(tail))
+                    group.create_task(self._follow())
+            except* Exception as failed:
+                raise failed.exceptions[0] from None
         finally:
             for task in self._sending.values():
                 task.cancel()
+            with contextlib.suppress(Exception):
+                await tail.stop()
+
+    async def _follow_quiet(self, tail: Subscription) -> None:
+        while True:
+            try:
+                records = await tail.poll(BATCH_RECORDS, timeout_ms=POLL_MS)
+            except BusUnavailable as error:
+                log.warning("following silences: %s; retrying", error)
+                await asyncio.sleep(1.0)
+                continue
+            for record in records:
+                self._take_quiet(record)
+
+    def _take_quiet(self, record: Incoming) -> None:
+        if record.topic == self._settings.topics.silences:
+            self.quiet.book.apply(record)
+        elif record.value:
+            with contextlib.suppress(InvalidRecord):  # counted where the alerts are followed
+                self.quiet.take_alert(decode_as(record.value, Alert))
+
+    def _is_quiet(self, alert: Alert) -> bool:
+        hush = self.quiet.reason(alert, datetime.now(UTC))
+        if hush is None:
+            self._quieted.pop(alert.alert_id, None)
+            return False
+        reason = str(hush)
+        if self._quieted.get(alert.alert_id) != reason:
+            self._quieted[alert.alert_id] = reason
+            log.info("not notifying %s (%s): %s", alert.alert_id, alert.summary[:60], reason)
+        return True
 
     async def _follow(self) -> None:
         reported = time.monotonic()
@@ -209,7 +263,7 @@ class Notifier:
                 retry_on=(BusUnavailable,),
                 log=log,
             )
-        due = self.ledger.due(time.time())
+        due = self.ledger.due(time.time(), self._is_quiet)
         now = time.monotonic()
         for name, notices in due.items():
             if name not in self._sending and self._gates[name].admit(now):

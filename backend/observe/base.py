@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from backend.schemas import Alert, Log, NodeEntry
+from backend.schemas import Alert, Log, NodeEntry, Silence
 from backend.store.query import LogQuery, SearchResult
 
 
@@ -57,5 +57,13 @@ class Observer(Protocol):
     async def unacknowledge(self, alert: Alert, by: str) -> None: ...
 
     async def resolve(self, alert: Alert, by: str) -> None: ...
+
+    def silences(self) -> AsyncIterator[list[Silence]]:
+        """Every silence (ended ones too), then each one added or changed."""
+
+    async def add_silence(self, silence: Silence) -> None: ...
+
+    async def expire_silence(self, silence_id: str) -> None:
+        """End the silence now; one already ended is left as it is."""
 
     async def search(self, query: LogQuery) -> SearchResult: ...

@@ -23,7 +23,8 @@ from backend.config import Settings
 from backend.deadletters.count import PendingCount
 from backend.observe.base import ServiceHealth
 from backend.retry import Backoff
-from backend.schemas import Alert, InvalidRecord, Log, NodeEntry, decode_as
+from backend.schemas import Alert, InvalidRecord, Log, NodeEntry, Silence, decode_as
+from backend.silences.client import SilenceClient
 from backend.store import Store, StoreUnavailable
 from backend.store.query import LogQuery, SearchResult
 
@@ -50,6 +51,7 @@ class LiveObserver:
         self._bus = bus
         self._store = store
         self._alerts = AlertClient(settings, self._bus)
+        self._silences = SilenceClient(settings, self._bus)
         started = datetime.now(UTC)
         self._health = {
             name: ServiceHealth(name, False, started, "connecting")
@@ -71,6 +73,7 @@ class LiveObserver:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._alerts.close()
+        await self._silences.close()
         await self._store.close()
 
     def health(self) -> tuple[ServiceHealth, ...]:
@@ -110,6 +113,16 @@ class LiveObserver:
 
     async def resolve(self, alert: Alert, by: str) -> None:
         await self._alerts.resolve(alert, by)
+
+    def silences(self) -> AsyncIterator[list[Silence]]:
+        topic = self._settings.topics.silences
+        return self._feed(lambda: self._bus.subscription([topic], None), Silence)
+
+    async def add_silence(self, silence: Silence) -> None:
+        await self._silences.add(silence)
+
+    async def expire_silence(self, silence_id: str) -> None:
+        await self._silences.expire(silence_id, datetime.now(UTC))
 
     async def search(self, query: LogQuery) -> SearchResult:
         return await self._store.search_logs(query)

@@ -11,24 +11,30 @@ import getpass
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from backend.observe.base import Observer
-from backend.schemas import Alert
+from backend.schemas import Alert, Matcher, MatcherName, Silence
+from backend.silences.matching import matchers_for
+from backend.silences.quiet import Quiet
 from console.screens.alert_detail import AlertDetailScreen
 from console.screens.detail import DetailScreen
 from console.screens.note import NoteScreen
+from console.screens.silence import SilenceScreen
+from console.screens.silences import SilencesScreen
 from widgets.alert_queue import AlertAction, AlertQueue
 from widgets.filters import LogFilter
 from widgets.health_bar import HealthBar, TroubleBanner
 from widgets.log_feed import LogFeed
 from widgets.log_view import LogView
-from widgets.messages import AlertsChanged, LogsArrived, NodesChanged
+from widgets.messages import AlertsChanged, LogsArrived, NodesChanged, SilencesChanged
 from widgets.names import KnownNames
 from widgets.node_table import NodeTable
 
@@ -52,6 +58,33 @@ def current_user() -> str:
 class MainScreen(Screen[None]):
     """Nodes, alerts and the live feed, with the health header and key footer."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "z",
+            "silence_alert",
+            "Silence",
+            id="alerts.silence",
+            show=False,
+            tooltip="Silence the selected alert (matchers pre-filled, editable)",
+        ),
+        Binding(
+            "M",
+            "maintenance",
+            "Maintenance",
+            id="nodes.maintenance",
+            show=False,
+            tooltip="Put the highlighted node in maintenance for a while (no NODE_DOWN)",
+        ),
+        Binding(
+            "S",
+            "silences",
+            "Silences",
+            id="app.silences",
+            show=False,
+            tooltip="List the silences; expire one",
+        ),
+    ]
+
     def __init__(
         self,
         observer: Observer,
@@ -67,6 +100,7 @@ class MainScreen(Screen[None]):
         self._clock = clock
         self._read_only = read_only
         self._capacity = capacity
+        self._quiet = Quiet()
 
     def compose(self) -> ComposeResult:
         yield HealthBar()
@@ -78,6 +112,7 @@ class MainScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.set_interval(1.0, self._show_quiet)
         self.watch(self.feed, "filter", self._show_feed_node)
         self.feed.view.focus()
 
@@ -105,11 +140,32 @@ class MainScreen(Screen[None]):
     @on(AlertsChanged)
     def _alerts_changed(self, message: AlertsChanged) -> None:
         self.alerts.update_alerts(message.alerts, initial=message.initial)
+        for alert in message.alerts:
+            self._quiet.take_alert(alert)
+        self._show_quiet()
         detail = self.app.screen
         if isinstance(detail, AlertDetailScreen):
             for alert in message.alerts:
                 if alert.alert_id == detail.alert.alert_id:
                     detail.show_alert(alert)
+
+    @on(SilencesChanged)
+    def _silences_changed(self, message: SilencesChanged) -> None:
+        for silence in message.silences:
+            self._quiet.book.put(silence)
+        self._show_quiet()
+
+    def _show_quiet(self) -> None:
+        """Mark the alerts that notify nobody, and why, and the nodes in maintenance; also
+        every second, since silences start and end with the clock."""
+        now = self._clock()
+        quiet: dict[str, str] = {}
+        for alert in self.alerts.alerts.values():
+            hush = self._quiet.reason(alert, now)
+            if hush is not None:
+                quiet[alert.alert_id] = hush.kind
+        self.alerts.set_quiet(quiet)
+        self.nodes.set_maintenance(self._quiet.book.maintenance(now))
 
     @on(NodeTable.NodeChosen)
     def _node_chosen(self, message: NodeTable.NodeChosen) -> None:
@@ -185,3 +241,62 @@ class MainScreen(Screen[None]):
             self.notify(f"{action} failed: {error}", title="Alert", severity="error")
             return
         self.notify(f"{_DONE[action]}: {alert.summary}", title="Alert")
+
+    def action_silence_alert(self) -> None:
+        """Ask for a silence of the selected alert, starting from its own matchers."""
+        if self._read_only:
+            self.notify("read-only: silences cannot be added", severity="warning")
+            return
+        alert = self.alerts.selected_alert()
+        if alert is None:
+            self.notify("no alert selected", severity="warning")
+            return
+        dialog = SilenceScreen(
+            f"Silence {alert.summary[:60]}",
+            matchers_for(alert),
+            list(self.alerts.alerts.values()),
+            by=current_user(),
+            clock=self._clock,
+        )
+        self.app.push_screen(dialog, self._silence_chosen)
+
+    def _silence_chosen(self, silence: Silence | None) -> None:
+        if silence is not None:
+            self._add_silence(silence)
+
+    @work(group="alert-actions", exit_on_error=False)
+    async def _add_silence(self, silence: Silence) -> None:
+        try:
+            await self._observer.add_silence(silence)
+        except Exception as error:  # the backend's failure is news for the user, not a crash
+            self.notify(f"silencing failed: {error}", title="Silence", severity="error")
+            return
+        self.notify(f"Silenced until {silence.ends_at} ({silence.silence_id})", title="Silence")
+
+    def action_maintenance(self) -> None:
+        """Ask how long the highlighted node is in maintenance; end it from the silences."""
+        if self._read_only:
+            self.notify("read-only: silences cannot be added", severity="warning")
+            return
+        nodes = self.nodes
+        node = None
+        if nodes.row_count:
+            node = nodes.coordinate_to_cell_key(nodes.cursor_coordinate).row_key.value
+        if node is None:
+            self.notify("no node selected", severity="warning")
+            return
+        dialog = SilenceScreen(
+            f"Maintenance of node {node}",
+            [Matcher(name=MatcherName.NODE, value=node)],
+            list(self.alerts.alerts.values()),
+            by=current_user(),
+            clock=self._clock,
+            maintenance=True,
+            comment="maintenance",
+        )
+        self.app.push_screen(dialog, self._silence_chosen)
+
+    def action_silences(self) -> None:
+        self.app.push_screen(
+            SilencesScreen(self._observer, clock=self._clock, read_only=self._read_only)
+        )

@@ -36,6 +36,7 @@ from backend.schemas import (
     NodeEntry,
     NodeStatus,
     Severity,
+    Silence,
     iso_millis,
 )
 from backend.store.query import LogQuery, SearchResult
@@ -73,6 +74,7 @@ class FakeObserver:
         self.history: list[Log] = list(logs)
         self.registry: dict[str, NodeEntry] = {entry.node_id: entry for entry in nodes}
         self.alert_state: dict[str, Alert] = {alert.alert_id: alert for alert in alerts}
+        self.silence_state: dict[str, Silence] = {}
         since = clock()
         self._health = {
             name: ServiceHealth(name, up=True, since=since) for name in ("Kafka", "Elasticsearch")
@@ -89,6 +91,7 @@ class FakeObserver:
             "logs": [],
             "nodes": [],
             "alerts": [],
+            "silences": [],
         }
         self._open = {kind: asyncio.Event() for kind in self._subscribers}
 
@@ -141,6 +144,22 @@ class FakeObserver:
         self._change(
             alert.alert_id, state=AlertState.RESOLVED, resolved_at=iso_millis(self.clock())
         )
+
+    def silences(self) -> AsyncIterator[list[Silence]]:
+        return self._feed("silences", list(self.silence_state.values()))
+
+    async def add_silence(self, silence: Silence) -> None:
+        self.calls.append(("add_silence", silence.silence_id, silence.created_by))
+        self.silence_state[silence.silence_id] = silence
+        self._broadcast("silences", [silence])
+
+    async def expire_silence(self, silence_id: str) -> None:
+        self.calls.append(("expire_silence", silence_id, ""))
+        ended = msgspec.structs.replace(
+            self.silence_state[silence_id], ends_at=iso_millis(self.clock())
+        )
+        self.silence_state[silence_id] = ended
+        self._broadcast("silences", [ended])
 
     async def search(self, query: LogQuery) -> SearchResult:
         self.queries.append(query)

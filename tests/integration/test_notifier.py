@@ -14,7 +14,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,22 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from backend.alerting import latest_alerts
 from backend.alerting.client import AlertClient
 from backend.backends import open_bus
+from backend.bus import Outgoing
 from backend.config import Settings
 from backend.forward.sender import AckSender
-from backend.schemas import Alert
+from backend.schemas import (
+    Alert,
+    AlertKind,
+    ClearAlert,
+    Matcher,
+    MatcherName,
+    RaiseAlert,
+    Severity,
+    encode,
+    now_iso,
+)
+from backend.silences.client import SilenceClient
+from backend.silences.parsing import new_silence
 from tests.integration.conftest import Launch
 from tests.integration.harness import Process, connection_flags, free_port
 from tests.records import make_log
@@ -589,3 +602,110 @@ escalate_after_s = 8
 
 async def _is_not_none(value: Awaitable[object]) -> bool:
     return await value is not None
+
+
+def hook_only_config(tmp_path: Path, hooks: Hooks) -> Path:
+    config = tmp_path / "hook.toml"
+    config.write_text(
+        f'[[receiver]]\nname = "oncall"\ntype = "webhook"\nurl = "{hooks.url("/hook")}"\n'
+    )
+    return config
+
+
+def codes_told(hooks: Hooks) -> set[str]:
+    return {
+        a["labels"].get("error_code") or a["labels"]["alertname"] for a in hooks.alerts("/hook")
+    }
+
+
+async def test_a_silence_keeps_an_alert_quiet_until_it_is_expired(
+    settings: Settings, tmp_path: Path, hooks: Hooks, accumulator: Process, launch: Launch
+) -> None:
+    bus = open_bus(settings)
+    silences, alerts = SilenceClient(settings, bus), AlertClient(settings, bus)
+    try:
+        matcher = Matcher(name=MatcherName.ERROR_CODE, value=CODE)
+        hushed = await silences.add(
+            new_silence(
+                [matcher],
+                timedelta(hours=1),
+                comment="gateway work",
+                by="alice",
+                now=datetime.now(UTC),
+            )
+        )
+        launch("alerter")
+        notifier = start_notifier(launch, settings, hook_only_config(tmp_path, hooks), "n")
+        await send_fatal(settings, f"{settings.namespace}-payment-01")
+
+        async def raised() -> bool:
+            return any(a.fingerprint == FINGERPRINT for a in await alerts.open_alerts())
+
+        await eventually(raised, 60, "the FATAL's alert")
+        await eventually(
+            lambda: _true(f"silenced by {hushed.silence_id}" in notifier.output()),
+            30,
+            f"the notifier to keep it quiet: {notifier.output()}",
+        )
+        assert hooks.alerts("/hook") == []
+
+        await silences.expire(hushed.silence_id, datetime.now(UTC))
+
+        async def told() -> bool:
+            return CODE in codes_told(hooks)
+
+        await eventually(told, 30, "the alert to notify once its silence ended")
+    finally:
+        await silences.close()
+        await alerts.close()
+
+
+async def test_an_open_node_down_inhibits_the_alerts_of_its_node(
+    settings: Settings, tmp_path: Path, hooks: Hooks, accumulator: Process, launch: Launch
+) -> None:
+    node = f"{settings.namespace}-payment-01"
+    fingerprint = f"NODE_DOWN:{node}"
+    launch("alerter")
+    notifier = start_notifier(launch, settings, hook_only_config(tmp_path, hooks), "n")
+    bus = open_bus(settings)
+    await bus.ensure_topics(settings.topics.all(), settings.topics.compacted())
+    publisher = bus.publisher()
+    await publisher.start()
+    topic = settings.topics.alert_commands
+    try:
+        down = RaiseAlert(
+            fingerprint=fingerprint,
+            kind=AlertKind.NODE_DOWN,
+            severity=Severity.CRITICAL,
+            node_id=node,
+            service_name=SERVICE,
+            summary="no heartbeat for 3 s",
+            at=now_iso(),
+        )
+        await publisher.publish([Outgoing(topic, fingerprint.encode(), encode(down))])
+
+        async def paged() -> bool:
+            return "NODE_DOWN" in codes_told(hooks)
+
+        await eventually(paged, 60, "the NODE_DOWN to notify")
+        await send_fatal(settings, node)
+        await eventually(
+            lambda: _true(f"inhibited: {node} is down" in notifier.output()),
+            60,
+            f"the FATAL of the down node to be inhibited: {notifier.output()}",
+        )
+        assert CODE not in codes_told(hooks)
+
+        clear = ClearAlert(fingerprint=fingerprint, summary="heartbeats again", at=now_iso())
+        await publisher.publish([Outgoing(topic, fingerprint.encode(), encode(clear))])
+
+        async def told() -> bool:
+            return CODE in codes_told(hooks)
+
+        await eventually(told, 30, "the FATAL to notify once its node is back")
+    finally:
+        await publisher.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value

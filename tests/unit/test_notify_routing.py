@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.alert_labels import labels_of
 from backend.notify.config import parse_notify_config
-from backend.notify.routing import labels_of, routes_of
+from backend.notify.routing import routes_of
 from backend.schemas import Alert, AlertKind, AlertState, Severity
 
 
