@@ -251,6 +251,7 @@ class AlertKind(enum.StrEnum):
     THRESHOLD = "THRESHOLD"
     BURST = "BURST"
     NODE_DOWN = "NODE_DOWN"
+    FLAPPING = "FLAPPING"
 
 
 class Severity(enum.StrEnum):

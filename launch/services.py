@@ -17,6 +17,7 @@ from backend.forward.server import (
     DEFAULT_WRITE_TIMEOUT,
 )
 from backend.frame_routing import DEFAULT_MAX_FRAME_DEAD_LETTERS
+from backend.monitor.registry import DEFAULT_FLAP_COUNT, DEFAULT_FLAP_WINDOW_S
 from launch.flags import add_connection_flags, positive, settings_of
 
 
@@ -142,6 +143,22 @@ def add_monitor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="SECONDS",
         help="silence after which a node is DOWN (default: 3 heartbeat intervals)",
     )
+    monitor.add_argument(
+        "--flap-count",
+        type=positive(int),
+        default=DEFAULT_FLAP_COUNT,
+        metavar="N",
+        help="a node DOWN more than N times within --flap-window is flapping: one FLAPPING "
+        "alert instead of a NODE_DOWN per fall (%(default)s)",
+    )
+    monitor.add_argument(
+        "--flap-window",
+        type=positive(float),
+        default=DEFAULT_FLAP_WINDOW_S,
+        metavar="SECONDS",
+        help="the window of --flap-count, and how long a flapping node must go without "
+        "falling to stop flapping (%(default)g)",
+    )
     add_connection_flags(monitor)
     monitor.set_defaults(handler=_monitor)
 
@@ -221,7 +238,9 @@ def _monitor(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     settings = settings_of(args)
-    options = MonitorOptions(timeout_s=args.timeout)
+    options = MonitorOptions(
+        timeout_s=args.timeout, flap_count=args.flap_count, flap_window_s=args.flap_window
+    )
     return serve(lambda stop: run_monitor(settings, open_bus(settings), stop, options))
 
 

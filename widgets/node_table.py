@@ -21,6 +21,9 @@ from widgets.cells import Cell, theme_style
 from widgets.formatting import age, parse_time
 from widgets.rates import NodeRates
 
+NODE_MARKS = {"maintenance": "◌MAINT", "flapping": "≈FLAP"}
+"""What the status column says of a node in maintenance or flapping."""
+
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("node", "Node", None),
     ("status", "Status", 6),
@@ -55,7 +58,7 @@ class NodeTable(DataTable[Text]):
         self._entries: dict[str, NodeEntry] = {}
         self._rates = NodeRates()
         self._shown: dict[tuple[str, str], str] = {}
-        self._maintenance: set[str] = set()
+        self._marks: dict[str, str] = {}
         self.feed_node: str | None = None
         """The node the log feed is filtered to, marked in the title."""
 
@@ -130,18 +133,24 @@ class NodeTable(DataTable[Text]):
         down = entry.status is NodeStatus.DOWN
         return Cell(entry.node_id, order=(not down, entry.node_id))
 
-    def set_maintenance(self, nodes: set[str]) -> None:
-        """Show the nodes in a maintenance window as MAINT: their silence is expected."""
-        if nodes == self._maintenance:
+    def set_marks(self, marks: dict[str, str]) -> None:
+        """Show what the registry's UP or DOWN does not say: node -> "maintenance" (a
+        window is open: its silence is expected) or "flapping" (up and down by turns)."""
+        if marks == self._marks:
             return
-        changed = nodes ^ self._maintenance
-        self._maintenance = set(nodes)
+        changed = {
+            node
+            for node in marks.keys() | self._marks.keys()
+            if marks.get(node) != self._marks.get(node)
+        }
+        self._marks = dict(marks)
         for node in changed & self._entries.keys():
             self._set("status", node, self._status_cell(self._entries[node]))
 
     def _status_cell(self, entry: NodeEntry) -> Text:
-        if entry.node_id in self._maintenance:
-            return Text("◌MAINT", style=theme_style(self.app, "text-warning"))
+        mark = self._marks.get(entry.node_id)
+        if mark is not None:
+            return Text(NODE_MARKS.get(mark, mark), style=theme_style(self.app, "text-warning"))
         if entry.status is NodeStatus.DOWN:
             return Text("✖ DOWN", style=theme_style(self.app, "text-error", bold=True))
         return Text("● UP", style=theme_style(self.app, "text-success"))

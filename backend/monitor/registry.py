@@ -32,6 +32,8 @@ from backend.schemas import Heartbeat, NodeEntry, NodeStatus, Registration, iso_
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
+DEFAULT_FLAP_COUNT: Final = 3
+DEFAULT_FLAP_WINDOW_S: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,11 @@ class Policy:
     gaps_kept: int = 10
     heartbeat_every_s: float = 5.0
     """A newer `last_heartbeat` alone is published at most this often per node."""
+    flap_count: int = DEFAULT_FLAP_COUNT
+    flap_window_s: float = DEFAULT_FLAP_WINDOW_S
+    """A node that goes DOWN more than `flap_count` times within `flap_window_s` is
+    flapping: one alert for all of it instead of a NODE_DOWN per fall, until it has gone
+    `flap_window_s` without falling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +92,14 @@ class Kind(enum.Enum):
     UNREGISTERED = "heartbeat without registration"
     WENT_DOWN = "went down"
     CAME_BACK = "came back"
+    STARTED_FLAPPING = "started flapping"
+    STOPPED_FLAPPING = "stopped flapping"
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A registry entry to publish; WENT_DOWN and CAME_BACK also call for an alert command."""
+    """A registry entry to publish; WENT_DOWN, CAME_BACK and the flapping ones also call for
+    an alert command."""
 
     kind: Kind
     entry: NodeEntry
@@ -107,6 +117,9 @@ class _Node:
     gap_from: int | None = None
     """Ingestion time of the previous heartbeat of the current run of UP beats."""
     gaps: deque[float] = field(default_factory=deque)
+    falls: deque[float] = field(default_factory=deque)
+    """When it went DOWN lately (the monitor's clock), within the policy's flap window."""
+    flapping: bool = False
 
     @property
     def heard_ms(self) -> int | None:
@@ -158,8 +171,9 @@ class Registry:
         return self._heartbeat(event.message, event)
 
     def judge(self, now: float, observe: Observe) -> list[Change]:
-        """Nodes silent for longer than their timeout, on the reading `observe` reports."""
-        changes: list[Change] = []
+        """Nodes silent for longer than their timeout, on the reading `observe` reports, and
+        flapping nodes that have stopped falling."""
+        changes = self._settled(now)
         for node_id, node in self._nodes.items():
             if node.entry.status is not NodeStatus.UP:
                 continue
@@ -254,12 +268,41 @@ class Registry:
         node.gap_from = None
         node.gaps.clear()
         node.published_at = now
+        window = self.policy.flap_window_s
+        node.falls.append(now)
+        while now - node.falls[0] > window:
+            node.falls.popleft()
+        if node.flapping:
+            return Change(Kind.UPDATED, node.entry)
+        if len(node.falls) > self.policy.flap_count:
+            node.flapping = True
+            summary = (
+                f"{_label(node.entry)} is flapping: down {len(node.falls)} times "
+                f"within {window:g} s"
+            )
+            return Change(Kind.STARTED_FLAPPING, node.entry, summary)
         return Change(Kind.WENT_DOWN, node.entry, summary)
 
     def _came_back(self, node: _Node, now: float, how: str) -> Change:
         node.entry = msgspec.structs.replace(node.entry, status=NodeStatus.UP)
         node.published_at = now
+        if node.flapping:
+            return Change(Kind.UPDATED, node.entry)
         return Change(Kind.CAME_BACK, node.entry, f"{_label(node.entry)} is back: {how}")
+
+    def _settled(self, now: float) -> list[Change]:
+        """Flapping nodes that have not gone down for a whole flap window: flapping no more
+        (and, one that stayed DOWN, down for good: the caller raises its NODE_DOWN)."""
+        window = self.policy.flap_window_s
+        changes = []
+        for node in self._nodes.values():
+            if node.flapping and now - node.falls[-1] > window:
+                node.flapping = False
+                node.falls.clear()
+                state = "down" if node.entry.status is NodeStatus.DOWN else "up"
+                summary = f"{_label(node.entry)} stopped flapping: {state} for {window:g} s"
+                changes.append(Change(Kind.STOPPED_FLAPPING, node.entry, summary))
+        return changes
 
 
 def _label(entry: NodeEntry) -> str:

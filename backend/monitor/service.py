@@ -30,7 +30,15 @@ from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
 from backend.monitor.maintenance import MaintenanceGate, Turns
 from backend.monitor.progress import Progress
-from backend.monitor.registry import Change, Event, Kind, Policy, Registry
+from backend.monitor.registry import (
+    DEFAULT_FLAP_COUNT,
+    DEFAULT_FLAP_WINDOW_S,
+    Change,
+    Event,
+    Kind,
+    Policy,
+    Registry,
+)
 from backend.retry import retrying
 from backend.runner import until_stopped
 from backend.schemas import (
@@ -61,10 +69,17 @@ _REPORT_EVERY_S: Final = 30.0
 class MonitorOptions:
     timeout_s: float | None = None
     """Silence after which a node is DOWN; None: 3 of the node's heartbeat intervals."""
+    flap_count: int = DEFAULT_FLAP_COUNT
+    flap_window_s: float = DEFAULT_FLAP_WINDOW_S
+
+
+def node_fingerprint(kind: AlertKind, node_id: str) -> str:
+    """The fingerprint of a node's NODE_DOWN or FLAPPING alert."""
+    return f"{kind}:{node_id}"
 
 
 def node_down_fingerprint(node_id: str) -> str:
-    return f"{AlertKind.NODE_DOWN}:{node_id}"
+    return node_fingerprint(AlertKind.NODE_DOWN, node_id)
 
 
 @dataclass(slots=True)
@@ -75,6 +90,7 @@ class MonitorStats:
     invalid: int = 0
     held: int = 0
     """NODE_DOWN not raised because the node was in maintenance."""
+    flapping: int = 0
 
 
 class Monitor:
@@ -258,6 +274,11 @@ class Monitor:
             elif change.kind is Kind.CAME_BACK:
                 self.stats.cleared += 1
                 log.info("NODE_DOWN cleared: %s", change.summary)
+            elif change.kind is Kind.STARTED_FLAPPING:
+                self.stats.flapping += 1
+                log.warning("FLAPPING raised: %s", change.summary)
+            elif change.kind is Kind.STOPPED_FLAPPING:
+                log.info("FLAPPING cleared: %s", change.summary)
             elif change.kind is Kind.UNREGISTERED:
                 log.warning("%s; registered it without a service", change.summary)
             elif change.kind is Kind.REGISTERED:
@@ -267,17 +288,27 @@ class Monitor:
         topics = self._settings.topics
         entry = change.entry
         records = [Outgoing(topics.registry, entry.node_id.encode(), encode(entry))]
-        if change.kind is Kind.WENT_DOWN and not self._maintenance.holds(entry.node_id):
+        held = self._maintenance.holds(entry.node_id)
+        down = entry.status is NodeStatus.DOWN
+        if change.kind is Kind.WENT_DOWN and not held:
             records.append(self._raise(entry, change.summary))
         elif change.kind is Kind.CAME_BACK:
             records.append(self._clear(entry, change.summary))
+        elif change.kind is Kind.STARTED_FLAPPING and not held:
+            records.append(self._raise(entry, change.summary, AlertKind.FLAPPING))
+        elif change.kind is Kind.STOPPED_FLAPPING:
+            records.append(self._clear(entry, change.summary, AlertKind.FLAPPING))
+            if down and not held:  # it stopped flapping by staying down
+                records.append(self._raise(entry, change.summary))
         return records
 
-    def _raise(self, entry: NodeEntry, summary: str) -> Outgoing:
+    def _raise(
+        self, entry: NodeEntry, summary: str, kind: AlertKind = AlertKind.NODE_DOWN
+    ) -> Outgoing:
         command = RaiseAlert(
-            fingerprint=node_down_fingerprint(entry.node_id),
-            kind=AlertKind.NODE_DOWN,
-            severity=Severity.CRITICAL,
+            fingerprint=node_fingerprint(kind, entry.node_id),
+            kind=kind,
+            severity=Severity.CRITICAL if kind is AlertKind.NODE_DOWN else Severity.ERROR,
             node_id=entry.node_id,
             service_name=entry.service_name,
             summary=summary,
@@ -285,8 +316,10 @@ class Monitor:
         )
         return self._command(command)
 
-    def _clear(self, entry: NodeEntry, summary: str) -> Outgoing:
-        fingerprint = node_down_fingerprint(entry.node_id)
+    def _clear(
+        self, entry: NodeEntry, summary: str, kind: AlertKind = AlertKind.NODE_DOWN
+    ) -> Outgoing:
+        fingerprint = node_fingerprint(kind, entry.node_id)
         return self._command(ClearAlert(fingerprint=fingerprint, summary=summary, at=now_iso()))
 
     def _command(self, command: RaiseAlert | ClearAlert) -> Outgoing:
@@ -315,7 +348,13 @@ async def run_monitor(
     subscription = bus.subscription([topics.registrations, topics.heartbeats], group)
     publisher = bus.publisher()
     silences = SilenceWatch(settings, bus)
-    registry = Registry(Policy(timeout_s=options.timeout_s))
+    registry = Registry(
+        Policy(
+            timeout_s=options.timeout_s,
+            flap_count=options.flap_count,
+            flap_window_s=options.flap_window_s,
+        )
+    )
     monitor = Monitor(settings, bus, subscription, publisher, registry, silences)
 
     async def work() -> None:

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from backend.observe.base import Observer
-from backend.schemas import Alert, Matcher, MatcherName, Silence
+from backend.schemas import Alert, AlertKind, Matcher, MatcherName, Silence
 from backend.silences.matching import matchers_for
 from backend.silences.quiet import Quiet
 from console.screens.alert_detail import AlertDetailScreen
@@ -156,8 +156,8 @@ class MainScreen(Screen[None]):
         self._show_quiet()
 
     def _show_quiet(self) -> None:
-        """Mark the alerts that notify nobody, and why, and the nodes in maintenance; also
-        every second, since silences start and end with the clock."""
+        """Mark the alerts that notify nobody, and why, and the nodes in maintenance or
+        flapping; also every second, since silences start and end with the clock."""
         now = self._clock()
         quiet: dict[str, str] = {}
         for alert in self.alerts.alerts.values():
@@ -165,7 +165,13 @@ class MainScreen(Screen[None]):
             if hush is not None:
                 quiet[alert.alert_id] = hush.kind
         self.alerts.set_quiet(quiet)
-        self.nodes.set_maintenance(self._quiet.book.maintenance(now))
+        marks = {
+            alert.node_id: "flapping"
+            for alert in self.alerts.alerts.values()
+            if alert.kind is AlertKind.FLAPPING and alert.node_id
+        }
+        marks.update(dict.fromkeys(self._quiet.book.maintenance(now), "maintenance"))
+        self.nodes.set_marks(marks)
 
     @on(NodeTable.NodeChosen)
     def _node_chosen(self, message: NodeTable.NodeChosen) -> None:

@@ -74,3 +74,24 @@ async def test_the_alerts_of_a_node_that_is_down_are_inhibited_not_its_node_down
         await settle(pilot)
         assert state_of(app, "a-orders-1-errors") == "INHIB"
         assert state_of(app, "a-node-down") == "OPEN"  # the NODE_DOWN itself still pages
+
+
+async def test_a_node_with_an_open_flapping_alert_shows_flap_until_it_is_resolved() -> None:
+    observer = sample_observer()
+    app = make_app(observer)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        flapping = make_alert(
+            "a-flap",
+            Severity.ERROR,
+            kind=AlertKind.FLAPPING,
+            node_id="payments-0",
+            service_name="payments",
+            summary="node payments-0 is flapping: down 4 times within 300 s",
+        )
+        observer.push_alerts([flapping])
+        await settle(pilot)
+        assert status_of(app, "payments-0") == "≈FLAP"
+        await observer.resolve(flapping, "alice")
+        await settle(pilot)
+        assert status_of(app, "payments-0") != "≈FLAP"

@@ -19,8 +19,8 @@ import pytest
 from fluent import sender
 
 from backend.config import Settings
-from backend.monitor.service import node_down_fingerprint
-from backend.schemas import NodeEntry, NodeStatus, decode_as, now_iso
+from backend.monitor.service import node_down_fingerprint, node_fingerprint
+from backend.schemas import AlertKind, NodeEntry, NodeStatus, decode_as, now_iso
 from tests.integration.conftest import Launch
 from tests.integration.harness import Process, snapshot, wait_until
 
@@ -256,3 +256,46 @@ def test_a_node_that_heartbeats_without_registering_is_registered_without_a_serv
     # Silent since: it goes DOWN like any other node.
     raised = wait_for_command(settings, "RAISE", node, within=TIMEOUT + 10)
     assert raised.body["service_name"] is None
+
+
+def test_a_flapping_node_raises_one_flapping_alert_not_a_node_down_per_fall(
+    settings: Settings, accumulator: Process, launch: Launch
+) -> None:
+    monitor = start_monitor(launch)
+    node = f"{settings.namespace}-flappy-01"
+    logger = sender.FluentSender("logdeck", host="127.0.0.1", port=settings.accumulator_port)
+    try:
+        registration = {
+            "node_id": node,
+            "message_type": "REGISTRATION",
+            "service_name": "PaymentService",
+            "timestamp": now_iso(),
+        }
+        assert logger.emit("registration", registration), logger.last_error
+        for status in ["UP", *["DOWN", "UP"] * 6]:  # six falls within seconds
+            time.sleep(0.3)
+            heartbeat = {
+                "node_id": node,
+                "message_type": "HEARTBEAT",
+                "status": status,
+                "timestamp": now_iso(),
+            }
+            assert logger.emit("heartbeat", heartbeat), logger.last_error
+    finally:
+        logger.close()
+
+    flapping = node_fingerprint(AlertKind.FLAPPING, node)
+
+    def raised_flapping() -> bool:
+        return any(c.fingerprint == flapping and c.kind == "RAISE" for c in commands(settings))
+
+    wait_until(raised_flapping, 30, f"RAISE {flapping}: {monitor.output()[-2000:]}")
+    time.sleep(TIMEOUT + 2)  # silent since: judged down, still flapping, no NODE_DOWN
+    sent = [
+        c for c in commands(settings) if c.fingerprint in (flapping, node_down_fingerprint(node))
+    ]
+    assert [(c.kind, c.fingerprint) for c in sent] == [
+        *[("RAISE", node_down_fingerprint(node)), ("CLEAR", node_down_fingerprint(node))] * 3,
+        ("RAISE", flapping),
+    ]
+    assert "is flapping: down 4 times" in sent[-1].body["summary"]

@@ -528,3 +528,51 @@ def test_a_goodbye_in_the_same_millisecond_as_the_last_beat_still_takes_the_node
     assert kinds(world.beat("n1", DOWN, ingested=1.0)) == [Kind.WENT_DOWN]
     assert world.beat("n1", ingested=1.0) == []  # replays of either change nothing
     assert world.beat("n1", DOWN, ingested=1.0) == []
+
+
+# Flapping -----------------------------------------------------------------------------------
+
+
+def flap(run: Run, node: str, times: int, start: float, every: float = 10.0) -> list[Kind]:
+    """`times` falls (a DOWN heartbeat) and returns (an UP one), `every` seconds apart."""
+    seen: list[Kind] = []
+    for index in range(times):
+        run.now = start + index * every
+        seen += kinds(run.beat(node, DOWN))
+        run.now += every / 2
+        seen += kinds(run.beat(node, UP))
+    return seen
+
+
+def test_a_node_down_more_than_flap_count_times_in_the_window_flaps_as_one_alert() -> None:
+    run = Run(Policy(flap_count=3, flap_window_s=300))
+    run.register("payment-01")
+    falls = flap(run, "payment-01", 6, start=10)
+    assert falls == [
+        *[Kind.WENT_DOWN, Kind.CAME_BACK] * 3,
+        Kind.STARTED_FLAPPING,  # the 4th fall within 300 s: one alert, no NODE_DOWN
+        Kind.UPDATED,
+        *[Kind.UPDATED, Kind.UPDATED] * 2,  # later falls and returns raise nothing
+    ]
+    last_fall = 10 + 5 * 10
+    run.beats("payment-01", last_fall + 6, last_fall + 301)  # up and heartbeating
+    assert kinds(run.judge(last_fall + 300)) == []
+    (settled,) = run.judge(last_fall + 301)
+    assert (settled.kind, settled.entry.status) == (Kind.STOPPED_FLAPPING, UP)
+    assert "stopped flapping: up for 300 s" in settled.summary
+
+
+def test_falls_spread_wider_than_the_window_are_each_a_node_down() -> None:
+    run = Run(Policy(flap_count=3, flap_window_s=60))
+    run.register("payment-01")
+    assert flap(run, "payment-01", 6, start=10, every=30) == [Kind.WENT_DOWN, Kind.CAME_BACK] * 6
+
+
+def test_a_flapping_node_that_stays_down_stops_flapping_down() -> None:
+    run = Run(Policy(flap_count=2, flap_window_s=100))
+    run.register("payment-01")
+    flap(run, "payment-01", 3, start=10)
+    run.now = 50
+    assert kinds(run.beat("payment-01", DOWN)) == [Kind.UPDATED]
+    (settled,) = run.judge(151)
+    assert (settled.kind, settled.entry.status) == (Kind.STOPPED_FLAPPING, DOWN)
