@@ -336,10 +336,12 @@ async def run_accumulator(
 
 
 async def _registered_nodes(bus: Bus, settings: Settings) -> list[str]:
-    """The node ids of the registry, so nodes known before a restart are not new to it."""
+    """The node ids of the registry, so nodes known before a restart are not new to it
+    (a retired node, whose latest record is a tombstone, is new again)."""
     try:
         records = await bus.snapshot(settings.topics.registry)
     except BusUnavailable as error:
         log.warning("registry unreadable (%s): every node counts as new until seen", error)
         return []
-    return [record.key.decode("utf-8", "replace") for record in records if record.key]
+    latest = {record.key: bool(record.value) for record in records if record.key}
+    return [key.decode("utf-8", "replace") for key, kept in latest.items() if kept]

@@ -2,7 +2,8 @@
 
 A batch is committed on Kafka only after Elasticsearch has taken all of it, so a crash
 or an outage replays the batch, and storing each log under its log_id makes the replay
-harmless. Documents Elasticsearch refuses for good go to the dead-letter topic.
+harmless. Documents Elasticsearch refuses for good go to the dead-letter topic. A node
+retired from the registry (a tombstone) has its stored entry deleted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from backend.schemas import (
     InvalidRecord,
     Log,
     NodeEntry,
+    RetiredNode,
     decode_as,
     encode,
     now_iso,
@@ -107,6 +109,9 @@ class Indexer:
                     raw_of[entry.log_id] = record
                 elif record.topic == topics.alerts:
                     snapshots.append(Snapshot(record.offset, decode_as(record.value, Alert)))
+                elif not record.value and record.key:
+                    retired = RetiredNode(node_id=record.key.decode("utf-8", "replace"))
+                    snapshots.append(Snapshot(record.offset, retired))
                 else:
                     snapshots.append(Snapshot(record.offset, decode_as(record.value, NodeEntry)))
             except InvalidRecord as error:

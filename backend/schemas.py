@@ -328,6 +328,26 @@ class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
     last_heartbeat: str | None
 
 
+class RetiredNode(msgspec.Struct, frozen=True, kw_only=True):
+    """A node gone from the registry: what a tombstone (an empty record keyed by node_id) on
+    the registry topic stands for. Never sent as such."""
+
+    node_id: str
+
+
+class ForgetNode(msgspec.Struct, frozen=True, kw_only=True, tag_field="message_type", tag="FORGET"):
+    """An operator's request that the monitor retire a node now, on the registrations topic
+    (keyed by node_id, so it is ordered with the node's own registrations)."""
+
+    node_id: str
+    by: str
+    at: str
+
+    def __post_init__(self) -> None:
+        _check_required_text(node_id=self.node_id)
+        _check_timestamp(self.at)
+
+
 class Acknowledge(msgspec.Struct, frozen=True, kw_only=True, tag_field="command", tag="ACK"):
     alert_id: str
     by: str

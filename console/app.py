@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from backend.observe.base import Observer, ServiceHealth
-from backend.schemas import Alert, Level, Log, NodeEntry, Silence
+from backend.schemas import Alert, Level, Log, NodeEntry, RetiredNode, Silence
 from console.screens import HelpScreen, MainScreen, SearchScreen
 from console.screens.alert_detail import AlertDetailScreen
 from console.screens.detail import DetailScreen
@@ -93,7 +93,7 @@ class LogdeckApp(App[None]):
         self._backoff = backoff
         self._pending_logs: Ring[Log] = Ring(capacity)
         self._reported_drops = 0
-        self._pending_nodes: dict[str, NodeEntry] = {}
+        self._pending_nodes: dict[str, NodeEntry | RetiredNode] = {}
         self._pending_alerts: dict[str, Alert] = {}
         self._pending_silences: dict[str, Silence] = {}
         self._alerts_initial = False
@@ -160,7 +160,7 @@ class LogdeckApp(App[None]):
     def _take_logs(self, batch: list[Log], first: bool) -> None:
         self._pending_logs.extend(batch)
 
-    def _take_nodes(self, batch: list[NodeEntry], first: bool) -> None:
+    def _take_nodes(self, batch: list[NodeEntry | RetiredNode], first: bool) -> None:
         for entry in batch:
             self._pending_nodes[entry.node_id] = entry
 
@@ -194,7 +194,7 @@ class LogdeckApp(App[None]):
         if self._pending_nodes:
             entries = list(self._pending_nodes.values())
             self._pending_nodes.clear()
-            self.names.learn_nodes(entries)
+            self.names.learn_nodes([entry for entry in entries if isinstance(entry, NodeEntry)])
             self.main.post_message(NodesChanged(entries))
         if self._pending_alerts:
             alerts = list(self._pending_alerts.values())

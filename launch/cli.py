@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from launch.deadletter import add_deadletter
+from launch.forget import add_forget
 from launch.services import (
     add_accumulator,
     add_alerter,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_deadletter(commands)
     add_silence(commands)
     add_maintenance(commands)
+    add_forget(commands)
     return parser
 
 

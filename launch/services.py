@@ -17,7 +17,12 @@ from backend.forward.server import (
     DEFAULT_WRITE_TIMEOUT,
 )
 from backend.frame_routing import DEFAULT_MAX_FRAME_DEAD_LETTERS
-from backend.monitor.registry import DEFAULT_FLAP_COUNT, DEFAULT_FLAP_WINDOW_S
+from backend.monitor.registry import (
+    DEFAULT_FLAP_COUNT,
+    DEFAULT_FLAP_WINDOW_S,
+    DEFAULT_RETIRE_AFTER_S,
+    DEFAULT_RETIRE_GOODBYE_S,
+)
 from launch.flags import add_connection_flags, positive, settings_of
 
 
@@ -159,6 +164,21 @@ def add_monitor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="the window of --flap-count, and how long a flapping node must go without "
         "falling to stop flapping (%(default)g)",
     )
+    monitor.add_argument(
+        "--retire-after",
+        type=positive(float),
+        default=DEFAULT_RETIRE_AFTER_S,
+        metavar="SECONDS",
+        help="a node DOWN this long is retired: dropped from the registry, its NODE_DOWN "
+        "cleared (%(default)g)",
+    )
+    monitor.add_argument(
+        "--retire-goodbye",
+        type=positive(float),
+        default=DEFAULT_RETIRE_GOODBYE_S,
+        metavar="SECONDS",
+        help="the same for a node that said goodbye with a DOWN heartbeat (%(default)g)",
+    )
     add_connection_flags(monitor)
     monitor.set_defaults(handler=_monitor)
 
@@ -239,7 +259,11 @@ def _monitor(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     settings = settings_of(args)
     options = MonitorOptions(
-        timeout_s=args.timeout, flap_count=args.flap_count, flap_window_s=args.flap_window
+        timeout_s=args.timeout,
+        flap_count=args.flap_count,
+        flap_window_s=args.flap_window,
+        retire_after_s=args.retire_after,
+        retire_goodbye_s=args.retire_goodbye,
     )
     return serve(lambda stop: run_monitor(settings, open_bus(settings), stop, options))
 

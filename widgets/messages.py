@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from backend.schemas import Alert, Log, NodeEntry, Silence
+from backend.schemas import Alert, Log, NodeEntry, RetiredNode, Silence
 
 
 class LogsArrived(Message):
@@ -24,7 +24,7 @@ class LogsArrived(Message):
 class NodesChanged(Message):
     """Registry entries that changed since the last flush (the whole registry at first)."""
 
-    def __init__(self, entries: list[NodeEntry]) -> None:
+    def __init__(self, entries: list[NodeEntry | RetiredNode]) -> None:
         super().__init__()
         self.entries = entries
 

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import DataTable
 
-from backend.schemas import Log, NodeEntry, NodeStatus
+from backend.schemas import Log, NodeEntry, NodeStatus, RetiredNode
 from widgets.cells import Cell, theme_style
 from widgets.formatting import age, parse_time
 from widgets.rates import NodeRates
@@ -76,10 +76,13 @@ class NodeTable(DataTable[Text]):
         self.app.theme_changed_signal.subscribe(self, self._restyle)
         self._retitle()
 
-    def update_nodes(self, entries: list[NodeEntry]) -> None:
+    def update_nodes(self, entries: list[NodeEntry | RetiredNode]) -> None:
         """Apply registry changes row by row, and sort only if the order may have changed."""
         reorder = False
         for entry in entries:
+            if isinstance(entry, RetiredNode):
+                self._remove(entry.node_id)
+                continue
             old = self._entries.get(entry.node_id)
             self._entries[entry.node_id] = entry
             if old is None:
@@ -90,10 +93,23 @@ class NodeTable(DataTable[Text]):
                 self._set("node", entry.node_id, self._node_cell(entry))
                 self._set("status", entry.node_id, self._status_cell(entry))
                 self._set("service", entry.node_id, Text(entry.service_name or "—"))
-        self._tick_row(self._clock(), [entry.node_id for entry in entries])
+        self._tick_row(self._clock(), [e.node_id for e in entries if e.node_id in self._entries])
         if reorder:
             self._sort()
         self._retitle()
+
+    def highlighted(self) -> NodeEntry | None:
+        """The entry of the node under the cursor."""
+        node = self._cursor_node()
+        return None if node is None else self._entries.get(node)
+
+    def _remove(self, node_id: str) -> None:
+        """A retired node's row goes."""
+        if self._entries.pop(node_id, None) is None:
+            return
+        self.remove_row(node_id)
+        for column, _, _ in COLUMNS:
+            self._shown.pop((node_id, column), None)
 
     def count_logs(self, logs: list[Log]) -> None:
         now = self._clock()

@@ -70,6 +70,11 @@ class Progress:
             seen[record.topic] = record.partition
             self._lanes.pop(node_id, None)
 
+    def forget(self, node_id: str) -> None:
+        """A retired node: nothing about it is kept."""
+        self._seen_on.pop(node_id, None)
+        self._lanes.pop(node_id, None)
+
     def lanes(self, node_id: str) -> tuple[Lane, ...] | None:
         """The node's partition in each topic: as seen, else where its key hashes to.
 

@@ -13,7 +13,8 @@ a restart) is tested with a fake clock. Two clocks are involved, and kept apart:
 
 A node is judged only where the caller says it has read everything about it (see
 `Observed`); the caller turns the decisions (`Change`) into registry snapshots and alert
-commands.
+commands. A node DOWN past its retention, or forgotten by an operator, is retired: dropped
+here, and by the caller from the registry topic, so stale DOWN rows do not pile up.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from typing import Final
 
 import msgspec
 
-from backend.schemas import Heartbeat, NodeEntry, NodeStatus, Registration, iso_millis
+from backend.schemas import ForgetNode, Heartbeat, NodeEntry, NodeStatus, Registration, iso_millis
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
 DEFAULT_FLAP_COUNT: Final = 3
 DEFAULT_FLAP_WINDOW_S: Final = 300.0
+DEFAULT_RETIRE_AFTER_S: Final = 86400.0
+DEFAULT_RETIRE_GOODBYE_S: Final = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +61,18 @@ class Policy:
     """A node that goes DOWN more than `flap_count` times within `flap_window_s` is
     flapping: one alert for all of it instead of a NODE_DOWN per fall, until it has gone
     `flap_window_s` without falling."""
+    retire_after_s: float = DEFAULT_RETIRE_AFTER_S
+    """A node DOWN this long is retired: dropped from the registry, its alerts cleared."""
+    retire_goodbye_s: float = DEFAULT_RETIRE_GOODBYE_S
+    """The same for a node that said goodbye (a DOWN heartbeat): it left on purpose."""
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A registration or heartbeat, with when it was ingested and when the monitor saw it."""
+    """A registration, heartbeat or request to forget, with when it was ingested and when
+    the monitor saw it."""
 
-    message: Registration | Heartbeat
+    message: Registration | Heartbeat | ForgetNode
     ingested_ms: int
     seen_at: float
 
@@ -94,6 +102,10 @@ class Kind(enum.Enum):
     CAME_BACK = "came back"
     STARTED_FLAPPING = "started flapping"
     STOPPED_FLAPPING = "stopped flapping"
+    RETIRED = "retired"
+    """Dropped from the registry: DOWN past its retention, or forgotten by an operator."""
+    KEPT = "not forgotten"
+    """A request to forget a node that is UP: nothing changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +132,9 @@ class _Node:
     falls: deque[float] = field(default_factory=deque)
     """When it went DOWN lately (the monitor's clock), within the policy's flap window."""
     flapping: bool = False
+    down_at: float | None = None
+    """When it went DOWN (the monitor's clock); None while UP."""
+    said_goodbye: bool = False
 
     @property
     def heard_ms(self) -> int | None:
@@ -144,16 +159,24 @@ class Registry:
     def entries(self) -> list[NodeEntry]:
         return [node.entry for node in self._nodes.values()]
 
-    def restore(self, entries: Iterable[NodeEntry], now: float) -> None:
-        """Take `entries` as the truth (a snapshot); their nodes are watched afresh."""
+    def restore(self, entries: Iterable[NodeEntry], now: float, wall_ms: int) -> None:
+        """Take `entries` as the truth (a snapshot); their nodes are watched afresh.
+
+        A DOWN node's retention counts from when it was last heard (`wall_ms` is the time
+        of day now), so a monitor that restarts often still retires it.
+        """
         for entry in entries:
-            self._nodes[entry.node_id] = _Node(
+            node = self._nodes[entry.node_id] = _Node(
                 entry=entry,
                 registered_ms=_ms(entry.registered_at),
                 beat_ms=_ms(entry.last_heartbeat),
                 seen_at=None,
                 published_at=now,
             )
+            heard_ms = node.heard_ms
+            if entry.status is NodeStatus.DOWN:
+                age = 0.0 if heard_ms is None else max(0.0, (wall_ms - heard_ms) / 1000)
+                node.down_at = now - age
 
     def timeout_of(self, node_id: str) -> float:
         """The silence after which this node is DOWN."""
@@ -165,15 +188,18 @@ class Registry:
         return max(policy.min_timeout_s, policy.intervals * interval)
 
     def take(self, event: Event) -> list[Change]:
-        """The changes one registration or heartbeat makes (none for a replayed record)."""
+        """The changes one registration, heartbeat or request to forget makes (none for a
+        replayed record)."""
         if isinstance(event.message, Registration):
             return self._registration(event.message, event)
+        if isinstance(event.message, ForgetNode):
+            return self._forget(event.message, event)
         return self._heartbeat(event.message, event)
 
     def judge(self, now: float, observe: Observe) -> list[Change]:
-        """Nodes silent for longer than their timeout, on the reading `observe` reports, and
-        flapping nodes that have stopped falling."""
-        changes = self._settled(now)
+        """Nodes silent for longer than their timeout, on the reading `observe` reports,
+        flapping nodes that have stopped falling, and DOWN nodes past their retention."""
+        changes = self._settled(now) + self._expired(now)
         for node_id, node in self._nodes.items():
             if node.entry.status is not NodeStatus.UP:
                 continue
@@ -255,7 +281,9 @@ class Registry:
         node.entry = msgspec.structs.replace(node.entry, last_heartbeat=stamp)
         if was is NodeStatus.UP and message.status is NodeStatus.DOWN:
             summary = f"{_label(node.entry)} reported DOWN in its heartbeat"
-            return [self._went_down(node, event.seen_at, summary)]
+            change = self._went_down(node, event.seen_at, summary)
+            node.said_goodbye = True
+            return [change]
         if was is NodeStatus.DOWN and message.status is NodeStatus.UP:
             return [self._came_back(node, event.seen_at, "heartbeats UP again")]
         if not first_beat and event.seen_at - node.published_at < self.policy.heartbeat_every_s:
@@ -268,6 +296,7 @@ class Registry:
         node.gap_from = None
         node.gaps.clear()
         node.published_at = now
+        node.down_at = now
         window = self.policy.flap_window_s
         node.falls.append(now)
         while now - node.falls[0] > window:
@@ -286,6 +315,8 @@ class Registry:
     def _came_back(self, node: _Node, now: float, how: str) -> Change:
         node.entry = msgspec.structs.replace(node.entry, status=NodeStatus.UP)
         node.published_at = now
+        node.down_at = None
+        node.said_goodbye = False
         if node.flapping:
             return Change(Kind.UPDATED, node.entry)
         return Change(Kind.CAME_BACK, node.entry, f"{_label(node.entry)} is back: {how}")
@@ -303,6 +334,38 @@ class Registry:
                 summary = f"{_label(node.entry)} stopped flapping: {state} for {window:g} s"
                 changes.append(Change(Kind.STOPPED_FLAPPING, node.entry, summary))
         return changes
+
+    def _expired(self, now: float) -> list[Change]:
+        """DOWN nodes past their retention, retired."""
+        policy = self.policy
+        changes = []
+        for node in list(self._nodes.values()):
+            if node.down_at is None:
+                continue
+            retention = policy.retire_goodbye_s if node.said_goodbye else policy.retire_after_s
+            if now - node.down_at > retention:
+                why = "said goodbye" if node.said_goodbye else "went silent"
+                summary = f"{_label(node.entry)} retired: {why} {now - node.down_at:.0f} s ago"
+                changes.append(self._retire(node, summary))
+        return changes
+
+    def _forget(self, message: ForgetNode, event: Event) -> list[Change]:
+        """Retire a DOWN node at an operator's request; one heard since the request, or UP,
+        is kept (a replayed request thus changes nothing)."""
+        node = self._nodes.get(message.node_id)
+        if node is None:
+            return []
+        heard_ms = node.heard_ms
+        if heard_ms is not None and event.ingested_ms <= heard_ms:
+            return []
+        if node.entry.status is NodeStatus.UP:
+            summary = f"{_label(node.entry)} is UP: not forgotten (asked by {message.by})"
+            return [Change(Kind.KEPT, node.entry, summary)]
+        return [self._retire(node, f"{_label(node.entry)} forgotten by {message.by}")]
+
+    def _retire(self, node: _Node, summary: str) -> Change:
+        del self._nodes[node.entry.node_id]
+        return Change(Kind.RETIRED, node.entry, summary)
 
 
 def _label(entry: NodeEntry) -> str:

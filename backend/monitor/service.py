@@ -11,6 +11,10 @@ Silence is judged only where the monitor knows it has read everything (`Progress
 monitor that starts, restarts, rebalances or falls behind judges nobody until it has
 caught up, and then gives every node a full timeout from that moment.
 
+A node DOWN past `--retire-after` (`--retire-goodbye` if it said goodbye), or forgotten by
+an operator (a ForgetNode on the registrations topic), is retired: a tombstone on the
+registry topic, and its NODE_DOWN and FLAPPING alerts cleared.
+
 A node under a maintenance window (a silence of the silences topic, read from a tail) is
 still recorded DOWN but raises no NODE_DOWN; see `maintenance` for a window's start and end.
 """
@@ -25,6 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+import msgspec
+
 from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Publisher, Subscription
 from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
@@ -33,17 +39,21 @@ from backend.monitor.progress import Progress
 from backend.monitor.registry import (
     DEFAULT_FLAP_COUNT,
     DEFAULT_FLAP_WINDOW_S,
+    DEFAULT_RETIRE_AFTER_S,
+    DEFAULT_RETIRE_GOODBYE_S,
     Change,
     Event,
     Kind,
     Policy,
     Registry,
 )
+from backend.monitor.registry_topic import latest_entries
 from backend.retry import retrying
 from backend.runner import until_stopped
 from backend.schemas import (
     AlertKind,
     ClearAlert,
+    ForgetNode,
     Heartbeat,
     InvalidRecord,
     NodeEntry,
@@ -63,6 +73,8 @@ BATCH_RECORDS: Final = 5000
 POLL_MS: Final = 100
 """How long a poll waits for records: also how often silence is judged when all is quiet."""
 _REPORT_EVERY_S: Final = 30.0
+_REGISTRATIONS: Final = msgspec.json.Decoder(Registration | ForgetNode)
+_NODE_ALERTS: Final = (AlertKind.NODE_DOWN, AlertKind.FLAPPING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,8 @@ class MonitorOptions:
     """Silence after which a node is DOWN; None: 3 of the node's heartbeat intervals."""
     flap_count: int = DEFAULT_FLAP_COUNT
     flap_window_s: float = DEFAULT_FLAP_WINDOW_S
+    retire_after_s: float = DEFAULT_RETIRE_AFTER_S
+    retire_goodbye_s: float = DEFAULT_RETIRE_GOODBYE_S
 
 
 def node_fingerprint(kind: AlertKind, node_id: str) -> str:
@@ -91,6 +105,7 @@ class MonitorStats:
     held: int = 0
     """NODE_DOWN not raised because the node was in maintenance."""
     flapping: int = 0
+    retired: int = 0
 
 
 class Monitor:
@@ -195,19 +210,9 @@ class Monitor:
             retry_on=(BusUnavailable,),
             log=log,
         )
-        latest: dict[str, NodeEntry] = {}
-        for record in records:
-            if not record.value:
-                latest.pop(record.key.decode() if record.key else "", None)  # a tombstone
-                continue
-            try:
-                entry = decode_as(record.value, NodeEntry)
-            except InvalidRecord as error:
-                log.warning("skipping a registry record at offset %d: %s", record.offset, error)
-                continue
-            latest[entry.node_id] = entry
+        latest = latest_entries(records, log)
         ours = [entry for entry in latest.values() if self._on(entry.node_id, gained)]
-        self.registry.restore(ours, now)
+        self.registry.restore(ours, now, int(time.time() * 1000))
         down = sum(1 for entry in ours if entry.status is NodeStatus.DOWN)
         log.info(
             "gained %d partitions; restored %d nodes from %s (%d down)",
@@ -249,10 +254,13 @@ class Monitor:
         self._progress.note(message.node_id, record)
         return self.registry.take(Event(message, record.timestamp_ms, now))
 
-    def _decode(self, record: Incoming) -> Registration | Heartbeat:
+    def _decode(self, record: Incoming) -> Registration | Heartbeat | ForgetNode:
         if record.topic == self._settings.topics.heartbeats:
             return decode_as(record.value, Heartbeat)
-        return decode_as(record.value, Registration)
+        try:
+            return _REGISTRATIONS.decode(record.value)
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            raise InvalidRecord(str(error)) from None
 
     async def _publish(self, changes: list[Change], turned: list[Outgoing]) -> None:
         records = [outgoing for change in changes for outgoing in self._records(change)]
@@ -279,6 +287,12 @@ class Monitor:
                 log.warning("FLAPPING raised: %s", change.summary)
             elif change.kind is Kind.STOPPED_FLAPPING:
                 log.info("FLAPPING cleared: %s", change.summary)
+            elif change.kind is Kind.RETIRED:
+                self.stats.retired += 1
+                self._progress.forget(change.entry.node_id)
+                log.info(change.summary)
+            elif change.kind is Kind.KEPT:
+                log.warning(change.summary)
             elif change.kind is Kind.UNREGISTERED:
                 log.warning("%s; registered it without a service", change.summary)
             elif change.kind is Kind.REGISTERED:
@@ -287,6 +301,12 @@ class Monitor:
     def _records(self, change: Change) -> list[Outgoing]:
         topics = self._settings.topics
         entry = change.entry
+        if change.kind is Kind.KEPT:
+            return []
+        if change.kind is Kind.RETIRED:
+            tombstone = Outgoing(topics.registry, entry.node_id.encode(), b"")
+            clears = [self._clear(entry, change.summary, kind) for kind in _NODE_ALERTS]
+            return [tombstone, *clears]
         records = [Outgoing(topics.registry, entry.node_id.encode(), encode(entry))]
         held = self._maintenance.holds(entry.node_id)
         down = entry.status is NodeStatus.DOWN
@@ -353,6 +373,8 @@ async def run_monitor(
             timeout_s=options.timeout_s,
             flap_count=options.flap_count,
             flap_window_s=options.flap_window_s,
+            retire_after_s=options.retire_after_s,
+            retire_goodbye_s=options.retire_goodbye_s,
         )
     )
     monitor = Monitor(settings, bus, subscription, publisher, registry, silences)

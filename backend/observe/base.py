@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from backend.schemas import Alert, Log, NodeEntry, Silence
+from backend.schemas import Alert, Log, NodeEntry, RetiredNode, Silence
 from backend.store.query import LogQuery, SearchResult
 
 
@@ -43,8 +43,11 @@ class Observer(Protocol):
     def logs(self) -> AsyncIterator[list[Log]]:
         """New logs from now on, in batches."""
 
-    def nodes(self) -> AsyncIterator[list[NodeEntry]]:
-        """The whole registry first, then the entries that change."""
+    def nodes(self) -> AsyncIterator[list[NodeEntry | RetiredNode]]:
+        """The whole registry first, then the entries that change and the nodes retired."""
+
+    async def forget_node(self, node_id: str, by: str) -> None:
+        """Ask the monitor to retire a DOWN node now (`BusUnavailable` if the bus is away)."""
 
     def alerts(self) -> AsyncIterator[list[Alert]]:
         """Every current alert first, then the alerts that change."""

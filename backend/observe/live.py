@@ -18,12 +18,21 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from backend.alerting.client import AlertClient
-from backend.bus import Bus, BusUnavailable, Subscription
+from backend.bus import Bus, BusUnavailable, Incoming, Subscription
 from backend.config import Settings
 from backend.deadletters.count import PendingCount
+from backend.monitor.forgetting import NodeForgetter
 from backend.observe.base import ServiceHealth
 from backend.retry import Backoff
-from backend.schemas import Alert, InvalidRecord, Log, NodeEntry, Silence, decode_as
+from backend.schemas import (
+    Alert,
+    InvalidRecord,
+    Log,
+    NodeEntry,
+    RetiredNode,
+    Silence,
+    decode_as,
+)
 from backend.silences.client import SilenceClient
 from backend.store import Store, StoreUnavailable
 from backend.store.query import LogQuery, SearchResult
@@ -52,6 +61,7 @@ class LiveObserver:
         self._store = store
         self._alerts = AlertClient(settings, self._bus)
         self._silences = SilenceClient(settings, self._bus)
+        self._forgetter = NodeForgetter(settings, self._bus)
         started = datetime.now(UTC)
         self._health = {
             name: ServiceHealth(name, False, started, "connecting")
@@ -74,6 +84,7 @@ class LiveObserver:
                 await task
         await self._alerts.close()
         await self._silences.close()
+        await self._forgetter.close()
         await self._store.close()
 
     def health(self) -> tuple[ServiceHealth, ...]:
@@ -84,11 +95,14 @@ class LiveObserver:
 
     def logs(self) -> AsyncIterator[list[Log]]:
         topic = self._settings.topics.logs
-        return self._feed(lambda: self._bus.tail([topic]), Log)
+        return self._feed(lambda: self._bus.tail([topic]), _shaped(Log))
 
-    def nodes(self) -> AsyncIterator[list[NodeEntry]]:
+    def nodes(self) -> AsyncIterator[list[NodeEntry | RetiredNode]]:
         topic = self._settings.topics.registry
-        return self._feed(lambda: self._bus.subscription([topic], None), NodeEntry)
+        return self._feed(lambda: self._bus.subscription([topic], None), _registry_entry)
+
+    async def forget_node(self, node_id: str, by: str) -> None:
+        await self._forgetter.forget(node_id, by)
 
     async def alerts(self) -> AsyncIterator[list[Alert]]:
         """The alerter's open alerts, then their changes; started over if the bus goes away."""
@@ -116,7 +130,7 @@ class LiveObserver:
 
     def silences(self) -> AsyncIterator[list[Silence]]:
         topic = self._settings.topics.silences
-        return self._feed(lambda: self._bus.subscription([topic], None), Silence)
+        return self._feed(lambda: self._bus.subscription([topic], None), _shaped(Silence))
 
     async def add_silence(self, silence: Silence) -> None:
         await self._silences.add(silence)
@@ -128,7 +142,7 @@ class LiveObserver:
         return await self._store.search_logs(query)
 
     async def _feed(
-        self, subscribe: Callable[[], Subscription], shape: type[T]
+        self, subscribe: Callable[[], Subscription], decode: Callable[[Incoming], T]
     ) -> AsyncIterator[list[T]]:
         """Decoded batches of a subscription, forever; records that do not decode are skipped."""
         backoff = Backoff(maximum=5.0)
@@ -145,7 +159,7 @@ class LiveObserver:
                 batch: list[T] = []
                 for record in await subscription.poll(_BATCH_RECORDS, _POLL_MS):
                     with contextlib.suppress(InvalidRecord):
-                        batch.append(decode_as(record.value, shape))
+                        batch.append(decode(record))
                 if batch:
                     yield batch
         finally:
@@ -231,3 +245,14 @@ async def _read_to_end(subscription: Subscription, topics: tuple[str, ...]) -> b
             if await subscription.read_through((topic, partition)) is None:
                 return False
     return True
+
+
+def _shaped(shape: type[T]) -> Callable[[Incoming], T]:
+    return lambda record: decode_as(record.value, shape)
+
+
+def _registry_entry(record: Incoming) -> NodeEntry | RetiredNode:
+    """A registry record: a node's entry, or its tombstone once it is retired."""
+    if not record.value and record.key:
+        return RetiredNode(node_id=record.key.decode("utf-8", "replace"))
+    return decode_as(record.value, NodeEntry)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
-from backend.schemas import Alert, Log, NodeEntry
+from backend.schemas import Alert, Log, NodeEntry, RetiredNode
 from backend.store.query import LogQuery, SearchResult
 
 
@@ -51,7 +51,7 @@ class Snapshot:
     """
 
     version: int
-    state: Alert | NodeEntry
+    state: Alert | NodeEntry | RetiredNode
 
 
 class Store(Protocol):

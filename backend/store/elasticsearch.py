@@ -16,7 +16,7 @@ import msgspec
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from backend.config import Indices
-from backend.schemas import Alert, Log, NodeEntry
+from backend.schemas import Alert, Log, NodeEntry, RetiredNode
 from backend.security import ElasticsearchAuth
 from backend.store.base import (
     BulkOutcome,
@@ -176,6 +176,15 @@ class ElasticsearchStore:
         lines: list[bytes] = []
         for snapshot in snapshots:
             state = snapshot.state
+            if isinstance(state, RetiredNode):
+                retired = {
+                    "_index": self._indices.nodes,
+                    "_id": state.node_id,
+                    "version": snapshot.version,
+                    "version_type": "external",
+                }
+                lines.append(_encode({"delete": retired}))
+                continue
             index, doc_id = (
                 (self._indices.alerts, state.alert_id)
                 if isinstance(state, Alert)
@@ -273,9 +282,9 @@ class ElasticsearchStore:
         outcome = BulkOutcome()
         transient: list[str] = []
         for item in response.body.get("items", []):
-            (result,) = item.values()
+            ((operation, result),) = item.items()
             status = result["status"]
-            if status < 300:
+            if status < 300 or (operation == "delete" and status == 404):
                 outcome.stored += 1
             elif status == 409:
                 outcome.duplicates += 1

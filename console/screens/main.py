@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from backend.observe.base import Observer
-from backend.schemas import Alert, AlertKind, Matcher, MatcherName, Silence
+from backend.schemas import Alert, AlertKind, Matcher, MatcherName, NodeStatus, Silence
 from backend.silences.matching import matchers_for
 from backend.silences.quiet import Quiet
 from console.screens.alert_detail import AlertDetailScreen
@@ -74,6 +74,14 @@ class MainScreen(Screen[None]):
             id="nodes.maintenance",
             show=False,
             tooltip="Put the highlighted node in maintenance for a while (no NODE_DOWN)",
+        ),
+        Binding(
+            "delete",
+            "forget_node",
+            "Forget",
+            id="nodes.forget",
+            show=False,
+            tooltip="Forget the highlighted DOWN node: the monitor drops it from the registry",
         ),
         Binding(
             "S",
@@ -284,13 +292,11 @@ class MainScreen(Screen[None]):
         if self._read_only:
             self.notify("read-only: silences cannot be added", severity="warning")
             return
-        nodes = self.nodes
-        node = None
-        if nodes.row_count:
-            node = nodes.coordinate_to_cell_key(nodes.cursor_coordinate).row_key.value
-        if node is None:
+        entry = self.nodes.highlighted()
+        if entry is None:
             self.notify("no node selected", severity="warning")
             return
+        node = entry.node_id
         dialog = SilenceScreen(
             f"Maintenance of node {node}",
             [Matcher(name=MatcherName.NODE, value=node)],
@@ -301,6 +307,34 @@ class MainScreen(Screen[None]):
             comment="maintenance",
         )
         self.app.push_screen(dialog, self._silence_chosen)
+
+    def action_forget_node(self) -> None:
+        """Ask the monitor to retire the highlighted node, if it is DOWN (one that is UP
+        would only come back with its next heartbeat)."""
+        if self._read_only:
+            self.notify("read-only: nodes cannot be forgotten", severity="warning")
+            return
+        entry = self.nodes.highlighted()
+        if entry is None:
+            self.notify("no node selected", severity="warning")
+            return
+        if entry.status is not NodeStatus.DOWN:
+            self.notify(
+                f"node {entry.node_id} is UP: only a DOWN node can be forgotten",
+                title="Forget",
+                severity="warning",
+            )
+            return
+        self._forget(entry.node_id)
+
+    @work(group="node-actions", exit_on_error=False)
+    async def _forget(self, node_id: str) -> None:
+        try:
+            await self._observer.forget_node(node_id, current_user())
+        except Exception as error:  # the backend's failure is news for the user, not a crash
+            self.notify(f"forgetting failed: {error}", title="Forget", severity="error")
+            return
+        self.notify(f"Asked the monitor to forget node {node_id}", title="Forget")
 
     def action_silences(self) -> None:
         self.app.push_screen(

@@ -35,6 +35,7 @@ from backend.schemas import (
     Log,
     NodeEntry,
     NodeStatus,
+    RetiredNode,
     Severity,
     Silence,
     iso_millis,
@@ -112,8 +113,14 @@ class FakeObserver:
     def logs(self) -> AsyncIterator[list[Log]]:
         return self._feed("logs", None)
 
-    def nodes(self) -> AsyncIterator[list[NodeEntry]]:
+    def nodes(self) -> AsyncIterator[list[NodeEntry | RetiredNode]]:
         return self._feed("nodes", list(self.registry.values()))
+
+    async def forget_node(self, node_id: str, by: str) -> None:
+        """As the monitor would: the node is retired at once."""
+        self.calls.append(("forget_node", node_id, by))
+        self.registry.pop(node_id, None)
+        self._broadcast("nodes", [RetiredNode(node_id=node_id)])
 
     def alerts(self) -> AsyncIterator[list[Alert]]:
         return self._feed("alerts", list(self.alert_state.values()))

@@ -7,6 +7,7 @@ timestamp of the RaiseAlert the monitor published, so the test's own polling add
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -19,14 +20,16 @@ import pytest
 from fluent import sender
 
 from backend.config import Settings
+from backend.monitor.registry_topic import latest_entries
 from backend.monitor.service import node_down_fingerprint, node_fingerprint
-from backend.schemas import AlertKind, NodeEntry, NodeStatus, decode_as, now_iso
+from backend.schemas import AlertKind, NodeEntry, NodeStatus, now_iso
 from tests.integration.conftest import Launch
-from tests.integration.harness import Process, snapshot, wait_until
+from tests.integration.harness import Process, Stored, connection_flags, snapshot, wait_until
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 3.0
+_log = logging.getLogger("tests.monitor")
 _STARTED = re.compile(r"^started node_id=(\S+) service=\S+ pid=(\d+)$", re.MULTILINE)
 
 
@@ -47,11 +50,8 @@ class Command:
 
 
 def registry(settings: Settings) -> dict[str, NodeEntry]:
-    """The latest entry per node on the registry topic."""
-    records = snapshot(settings, settings.topics.registry)
-    return {
-        entry.node_id: entry for entry in (decode_as(record.value, NodeEntry) for record in records)
-    }
+    """The latest entry per node on the registry topic (retired nodes left out)."""
+    return latest_entries(snapshot(settings, settings.topics.registry), _log)
 
 
 def commands(settings: Settings) -> list[Command]:
@@ -131,8 +131,8 @@ def node_pids(fleet: Process, nodes: int) -> dict[str, int]:
     return found
 
 
-def start_monitor(launch: Launch, name: str = "monitor") -> Process:
-    monitor = launch("monitor", "--timeout", str(TIMEOUT), name=name)
+def start_monitor(launch: Launch, *extra: str, name: str = "monitor") -> Process:
+    monitor = launch("monitor", "--timeout", str(TIMEOUT), *extra, name=name)
     wait_until(
         lambda: "caught up on all" in monitor.output() or monitor.popen.poll() is not None,
         60,
@@ -291,11 +291,77 @@ def test_a_flapping_node_raises_one_flapping_alert_not_a_node_down_per_fall(
 
     wait_until(raised_flapping, 30, f"RAISE {flapping}: {monitor.output()[-2000:]}")
     time.sleep(TIMEOUT + 2)  # silent since: judged down, still flapping, no NODE_DOWN
-    sent = [
-        c for c in commands(settings) if c.fingerprint in (flapping, node_down_fingerprint(node))
+    sent = commands(settings)  # in order per fingerprint, not across fingerprints
+    node_down = [c.kind for c in sent if c.fingerprint == node_down_fingerprint(node)]
+    assert node_down == ["RAISE", "CLEAR"] * 3
+    (raised,) = [c for c in sent if c.fingerprint == flapping]
+    assert raised.kind == "RAISE"
+    assert "is flapping: down 4 times" in raised.body["summary"]
+
+
+def fingerprints_of(settings: Settings, node: str) -> list[tuple[str, str]]:
+    """(command, alert kind) of every alert command about `node`, sorted: alerts of
+    different kinds are on different partitions, with no order between them."""
+    return sorted(
+        (c.kind, c.fingerprint.split(":", 1)[0])
+        for c in commands(settings)
+        if c.fingerprint.endswith(f":{node}")
+    )
+
+
+def test_a_node_that_said_goodbye_is_retired_from_the_registry_and_the_store(
+    settings: Settings, stored: Stored, accumulator: Process, indexer: Process, launch: Launch
+) -> None:
+    monitor = start_monitor(launch, "--retire-goodbye", "2")
+    pids = node_pids(simulate(launch, settings, 2), 2)
+    leaving, staying = pids
+    wait_for_registry(settings, all_up([leaving, staying]), "both nodes UP")
+    wait_until(lambda: leaving in stored.nodes(), 60, f"{leaving} in the store")
+
+    os.kill(pids[leaving], signal.SIGTERM)  # goodbye: a DOWN heartbeat
+    wait_until(lambda: leaving not in registry(settings), 30, f"{leaving} retired")
+    assert f"node {leaving}" in monitor.output() and "retired: said goodbye" in monitor.output()
+    assert staying in registry(settings)
+    wait_until(lambda: leaving not in stored.nodes(), 60, f"{leaving} gone from the store")
+    assert staying in stored.nodes()
+    assert fingerprints_of(settings, leaving) == [
+        ("CLEAR", "FLAPPING"),
+        ("CLEAR", "NODE_DOWN"),
+        ("RAISE", "NODE_DOWN"),
     ]
-    assert [(c.kind, c.fingerprint) for c in sent] == [
-        *[("RAISE", node_down_fingerprint(node)), ("CLEAR", node_down_fingerprint(node))] * 3,
-        ("RAISE", flapping),
+
+
+def test_logdeck_forget_retires_a_down_node_and_refuses_an_up_one(
+    settings: Settings, stored: Stored, accumulator: Process, indexer: Process, launch: Launch
+) -> None:
+    start_monitor(launch)
+    pids = node_pids(simulate(launch, settings, 2), 2)
+    dead, alive = pids
+    wait_for_registry(settings, all_up([dead, alive]), "both nodes UP")
+    os.kill(pids[dead], signal.SIGKILL)
+    wait_for_command(settings, "RAISE", dead, within=TIMEOUT + 10)
+    wait_until(lambda: stored.nodes().get(dead, None) is not None, 60, f"{dead} stored")
+
+    refused = launch("forget", alive, *connection_flags(settings), name="forget-alive")
+    assert refused.popen.wait(60) == 2
+    assert f"node {alive} is UP: only a DOWN node can be forgotten" in refused.output()
+    unknown = launch(
+        "forget", f"{settings.namespace}-nobody", *connection_flags(settings), name="forget-unknown"
+    )
+    assert unknown.popen.wait(60) == 2
+    assert "no node" in unknown.output()
+
+    forget = launch(
+        "forget", dead, "--by", "oncall", *connection_flags(settings), name="forget-dead"
+    )
+    assert forget.popen.wait(60) == 0, forget.output()
+    wait_until(lambda: dead not in registry(settings), 30, f"{dead} forgotten")
+    wait_until(lambda: dead not in stored.nodes(), 60, f"{dead} gone from the store")
+    assert alive in registry(settings) and alive in stored.nodes()
+    assert fingerprints_of(settings, dead) == [
+        ("CLEAR", "FLAPPING"),
+        ("CLEAR", "NODE_DOWN"),
+        ("RAISE", "NODE_DOWN"),
     ]
-    assert "is flapping: down 4 times" in sent[-1].body["summary"]
+    cleared = [c for c in commands(settings) if c.fingerprint == node_down_fingerprint(dead)][-1]
+    assert cleared.body["summary"].endswith("forgotten by oncall")

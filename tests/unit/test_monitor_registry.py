@@ -18,7 +18,7 @@ from backend.bus.kafka.subscription import read_through
 from backend.monitor.progress import Progress
 from backend.monitor.registry import Change, Event, Kind, Observed, Policy, Registry
 from backend.monitor.service import node_down_fingerprint
-from backend.schemas import Heartbeat, NodeEntry, NodeStatus, Registration
+from backend.schemas import ForgetNode, Heartbeat, NodeEntry, NodeStatus, Registration
 
 T0_MS = 1_700_000_000_000
 UP, DOWN = NodeStatus.UP, NodeStatus.DOWN
@@ -52,7 +52,13 @@ class Run:
             self.beat(node)
             moment += every
 
-    def _take(self, message: Registration | Heartbeat, ingested: float | None) -> list[Change]:
+    def forget(self, node: str, *, ingested: float | None = None) -> list[Change]:
+        request = ForgetNode(node_id=node, by="oncall", at="2026-01-01T00:00:00.000Z")
+        return self._take(request, ingested)
+
+    def _take(
+        self, message: Registration | Heartbeat | ForgetNode, ingested: float | None
+    ) -> list[Change]:
         seconds = self.now if ingested is None else ingested
         return self.registry.take(Event(message, T0_MS + round(seconds * 1000), self.now))
 
@@ -288,7 +294,7 @@ def test_a_registration_older_than_the_down_it_follows_does_not_bring_the_node_b
 def restarted(run: Run, at: float) -> Run:
     """A new monitor at `at`, restored from what the old one published, caught up at once."""
     fresh = Run(run.registry.policy)
-    fresh.registry.restore(run.registry.entries(), at)
+    fresh.registry.restore(run.registry.entries(), at, T0_MS + round(at * 1000))
     fresh.now = fresh.since = at
     return fresh
 
@@ -576,3 +582,97 @@ def test_a_flapping_node_that_stays_down_stops_flapping_down() -> None:
     assert kinds(run.beat("payment-01", DOWN)) == [Kind.UPDATED]
     (settled,) = run.judge(151)
     assert (settled.kind, settled.entry.status) == (Kind.STOPPED_FLAPPING, DOWN)
+
+
+# Retirement ---------------------------------------------------------------------------------
+
+
+def test_a_node_down_past_its_retention_is_retired_once() -> None:
+    run = Run(Policy(timeout_s=3, retire_after_s=100))
+    run.register("payment-01")
+    run.beats("payment-01", 0.0, 5.0)
+    assert kinds(run.judge(8.5)) == [Kind.WENT_DOWN]
+    assert run.judge(108.0) == []
+    (retired,) = run.judge(109.0)
+    assert (retired.kind, retired.entry.node_id) == (Kind.RETIRED, "payment-01")
+    assert "went silent 100 s ago" in retired.summary
+    assert run.registry.entry("payment-01") is None
+    assert run.judge(500.0) == []
+
+
+def test_a_node_that_said_goodbye_is_retired_after_the_shorter_retention() -> None:
+    run = Run(Policy(retire_after_s=1000, retire_goodbye_s=60))
+    run.register("payment-01")
+    run.now = 5.0
+    assert kinds(run.beat("payment-01", DOWN)) == [Kind.WENT_DOWN]
+    assert run.judge(64.0) == []
+    (retired,) = run.judge(66.0)
+    assert retired.kind is Kind.RETIRED
+    assert "said goodbye" in retired.summary
+
+
+def test_a_node_that_comes_back_is_not_retired() -> None:
+    run = Run(Policy(timeout_s=3, retire_after_s=100))
+    run.register("payment-01")
+    run.beats("payment-01", 0.0, 5.0)
+    run.judge(10.0)
+    run.now = 50.0
+    assert kinds(run.beat("payment-01")) == [Kind.CAME_BACK]
+    run.beats("payment-01", 50.0, 200.0)
+    assert run.judge(200.5) == []
+    assert run.status("payment-01") is UP
+
+
+def test_a_retired_node_that_registers_again_is_new() -> None:
+    run = Run(Policy(retire_goodbye_s=10))
+    run.register("payment-01")
+    run.now = 1.0
+    run.beat("payment-01", DOWN)
+    assert kinds(run.judge(12.0)) == [Kind.RETIRED]
+    run.now = 20.0
+    assert kinds(run.register("payment-01")) == [Kind.REGISTERED]
+    assert run.status("payment-01") is UP
+
+
+def test_retention_counts_from_when_a_restored_down_node_was_last_heard() -> None:
+    run = Run(Policy(timeout_s=3, retire_after_s=100))
+    run.register("payment-01")
+    run.beats("payment-01", 0.0, 5.0)
+    run.judge(10.0)
+    fresh = restarted(run, 60.0)  # last heard at 4 s: 56 s of its 100 s are gone
+    assert fresh.judge(104.0) == []
+    assert kinds(fresh.judge(105.0)) == [Kind.RETIRED]
+
+
+def test_forgetting_a_down_node_retires_it_now() -> None:
+    run = Run(Policy(timeout_s=3))
+    run.register("payment-01")
+    run.beats("payment-01", 0.0, 5.0)
+    run.judge(10.0)
+    run.now = 11.0
+    (retired,) = run.forget("payment-01")
+    assert retired.kind is Kind.RETIRED
+    assert retired.summary.endswith("forgotten by oncall")
+    assert run.registry.entry("payment-01") is None
+
+
+def test_forgetting_an_up_node_keeps_it() -> None:
+    run = Run()
+    run.register("payment-01")
+    run.beats("payment-01", 0.0, 5.0)
+    run.now = 4.5
+    (kept,) = run.forget("payment-01")
+    assert kept.kind is Kind.KEPT
+    assert run.status("payment-01") is UP
+
+
+def test_a_request_to_forget_older_than_what_the_node_said_since_changes_nothing() -> None:
+    run = Run(Policy(timeout_s=3))
+    run.register("payment-01")
+    run.beats("payment-01", 0.0, 5.0)
+    run.judge(10.0)
+    run.now = 20.0
+    run.beat("payment-01", DOWN)  # heard at 20 s, DOWN: a request of 15 s is stale
+    assert run.forget("payment-01", ingested=15.0) == []
+    assert run.forget("unknown-01") == []
+    assert run.status("payment-01") is DOWN

@@ -105,7 +105,7 @@ class KafkaPublisher:
                 if (
                     builder.append(
                         key=record.key,
-                        value=record.value,
+                        value=record.value or None,  # empty: a tombstone
                         timestamp=None,
                         headers=list(record.headers),
                     )
@@ -115,7 +115,7 @@ class KafkaPublisher:
                     builder = builders[slot] = producer.create_batch()
                     builder.append(
                         key=record.key,
-                        value=record.value,
+                        value=record.value or None,  # empty: a tombstone
                         timestamp=None,
                         headers=list(record.headers),
                     )

@@ -97,7 +97,7 @@ class KafkaSubscription:
                     partition=record.partition,
                     offset=record.offset,
                     key=record.key,
-                    value=record.value,
+                    value=record.value or b"",  # a tombstone reads as empty
                     headers=tuple(record.headers),
                     timestamp_ms=record.timestamp,
                 )

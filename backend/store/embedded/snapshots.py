@@ -1,5 +1,6 @@
 """The latest state of each alert and node, kept as Elasticsearch keeps them with external
-versioning: a replayed older state never overwrites a newer one."""
+versioning: a replayed older state never overwrites a newer one. A retired node keeps an
+empty row, its tombstone, so an older state replayed after it cannot bring the node back."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from backend.schemas import Alert, NodeEntry
+from backend.schemas import Alert, NodeEntry, RetiredNode
 from backend.sqlite import transaction
 from backend.store.base import BulkOutcome, Snapshot
 from backend.store.embedded.schema import encode
@@ -24,6 +25,8 @@ def put_snapshots(snapshots: Sequence[Snapshot], conn: sqlite3.Connection) -> Bu
         state = snapshot.state
         if isinstance(state, Alert):
             alerts.append((state.alert_id, snapshot.version, encode(state)))
+        elif isinstance(state, RetiredNode):
+            nodes.append((state.node_id, snapshot.version, b""))
         else:
             nodes.append((state.node_id, snapshot.version, encode(state)))
     stored = 0
@@ -47,5 +50,5 @@ def stored_alerts(conn: sqlite3.Connection) -> list[Alert]:
 
 
 def stored_nodes(conn: sqlite3.Connection) -> list[NodeEntry]:
-    rows = conn.execute("SELECT doc FROM nodes ORDER BY node_id").fetchall()
+    rows = conn.execute("SELECT doc FROM nodes WHERE doc != x'' ORDER BY node_id").fetchall()
     return [_decode_node(doc) for (doc,) in rows]
