@@ -38,6 +38,7 @@ from backend.config import (
 )
 from backend.forward.protocol import Entry, Frame
 from backend.indexer import Indexer
+from backend.notify.config import load_notify_config
 from backend.schemas import DeadLetter, Heartbeat, Level, Log, Registration, decode_as, now_iso
 from backend.stack.layout import ELASTICSEARCH_VERSION, KAFKA_VERSION
 from backend.store import BulkOutcome, Snapshot
@@ -57,7 +58,8 @@ SAVED_OBJECTS = ROOT / "deploy" / "kibana" / "saved-objects.ndjson"
 TOPICS = Topics.for_namespace(DEFAULT_NAMESPACE)
 INDICES = Indices.for_namespace(DEFAULT_NAMESPACE)
 KIBANA_PORT = 5601
-LOGDECK_ROLES = {"indexer", "alerter", "monitor", "console"}
+LOGDECK_ROLES = {"indexer", "alerter", "monitor", "notifier", "console"}
+ALERTMANAGER_PORT = 9093
 NODE_MODULE = ["python", "-m", "simulators.node"]
 
 
@@ -494,6 +496,7 @@ def test_ports_are_the_designs_and_on_loopback_only(services: dict[str, Any]) ->
         ("kafka", int(DEFAULT_KAFKA.rpartition(":")[2]), "tcp"),
         ("elasticsearch", urlparse(DEFAULT_ELASTICSEARCH).port, "tcp"),
         ("kibana", KIBANA_PORT, "tcp"),
+        ("alertmanager", ALERTMANAGER_PORT, "tcp"),
         ("fluentd", DEFAULT_ACCUMULATOR_PORT, "tcp"),
         ("fluentd", DEFAULT_ACCUMULATOR_PORT, "udp"),
     }
@@ -576,6 +579,7 @@ def test_start_order_waits_for_health(services: dict[str, dict[str, Any]]) -> No
         "kafka": "kafka-broker-api-versions.sh --bootstrap-server localhost:9092",
         "elasticsearch": "_cluster/health",
         "kibana": "api/status",
+        "alertmanager": f"http://localhost:{ALERTMANAGER_PORT}/-/ready",
         "fluentd": f'TCPSocket.new("127.0.0.1", {DEFAULT_ACCUMULATOR_PORT})',
     }
     for name, probe in probes.items():
@@ -621,6 +625,26 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
     assert {"kafka-data", "elasticsearch-data", "fluentd-buffer"} <= volumes
     for _, source, _ in mounts:
         assert source in volumes or (ROOT / source).exists(), f"{source} is neither"
+
+
+def test_the_notifier_reads_a_mounted_config_that_sends_to_the_stacks_alertmanager(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    notifier = services["notifier"]
+    args = parse_or_fail(build_parser(), command(notifier)[1:], "notifier")
+    mounts = {
+        target: source for source, target, *_ in (str(v).split(":") for v in notifier["volumes"])
+    }
+    config = load_notify_config(ROOT / mounts[str(args.config)])
+    [receiver] = config.receivers
+    url = urlparse(receiver.url)
+    assert (receiver.type, url.hostname, url.port) == (
+        "alertmanager",
+        "alertmanager",
+        ALERTMANAGER_PORT,
+    )
+    assert services["alertmanager"]["image"].startswith("prom/alertmanager:v0.25.")
+    assert notifier["depends_on"]["alertmanager"]["condition"] == "service_healthy"
 
 
 def test_console_attaches_to_the_terminal(services: dict[str, dict[str, Any]]) -> None:
