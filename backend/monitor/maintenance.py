@@ -4,13 +4,18 @@ monitor, so what a window's start and end call for is tested without a bus.
 While a node is in maintenance the monitor still records it DOWN in the registry (that is
 the truth), but raises no NODE_DOWN for it. A window that starts while the node is DOWN
 clears its NODE_DOWN (someone is working on the node); a window that ends while the node is
-still DOWN raises it again, so a node left dead after maintenance is not forgotten.
+still DOWN raises it again, so a node left dead after maintenance is not forgotten, even
+when no monitor was running as the window ended (`ended_while_down`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
+from datetime import datetime
+
+from backend.schemas import Silence
+from backend.silences.matching import active_maintenance, moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +42,20 @@ class MaintenanceGate:
         turns = Turns(started=now - self._nodes, ended=self._nodes - now)
         self._nodes = now
         return turns
+
+
+def ended_while_down(
+    silences: Iterable[Silence], last_heard: Mapping[str, datetime], now: datetime
+) -> set[str]:
+    """The DOWN nodes (node -> when last heard) whose NODE_DOWN a maintenance window held
+    back, the window over by `now` and no other one open: their NODE_DOWN is due."""
+    windows = list(silences)
+    due = set()
+    for window in windows:
+        start, end = moment(window.starts_at), moment(window.ends_at)
+        if end > now:
+            continue
+        for node in active_maintenance([window], start) & last_heard.keys():
+            if end > last_heard[node]:
+                due.add(node)
+    return due - active_maintenance(windows, now)

@@ -34,7 +34,7 @@ import msgspec
 from backend.bus import Bus, BusUnavailable, Incoming, Lane, Outgoing, Publisher, Subscription
 from backend.bus.ready import ensure_topics_retrying
 from backend.config import Settings
-from backend.monitor.maintenance import MaintenanceGate, Turns
+from backend.monitor.maintenance import MaintenanceGate, Turns, ended_while_down
 from backend.monitor.progress import Progress
 from backend.monitor.registry import (
     DEFAULT_FLAP_COUNT,
@@ -75,6 +75,7 @@ POLL_MS: Final = 100
 _REPORT_EVERY_S: Final = 30.0
 _REGISTRATIONS: Final = msgspec.json.Decoder(Registration | ForgetNode)
 _NODE_ALERTS: Final = (AlertKind.NODE_DOWN, AlertKind.FLAPPING)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +142,11 @@ class Monitor:
             )
             now = time.monotonic()
             gained = await self._progress.refresh(now)
-            if gained:
-                await self._restore(gained, now)
+            turned = await self._restore(gained, now) if gained else []
             self._announce_catch_up()
             # Before this batch's changes: a node that goes down in it is judged by the
             # maintenance in force now, and a turn never doubles its command.
-            turned = self._turn_records(await self._maintenance_turns())
+            turned += self._turn_records(await self._maintenance_turns())
             changes: list[Change] = []
             # Ingestion order across partitions; a registration before a heartbeat of its ms.
             for record in sorted(batch, key=self._order):
@@ -200,8 +200,9 @@ class Monitor:
     def _order(self, record: Incoming) -> tuple[int, int]:
         return record.timestamp_ms, record.topic == self._settings.topics.heartbeats
 
-    async def _restore(self, gained: set[Lane], now: float) -> None:
-        """The registry entries of nodes on newly gained partitions, as last published."""
+    async def _restore(self, gained: set[Lane], now: float) -> list[Outgoing]:
+        """The registry entries of nodes on newly gained partitions, as last published; the
+        NODE_DOWN of a restored DOWN node whose maintenance ended meanwhile."""
         self._announced = False
         topic = self._settings.topics.registry
         records = await retrying(
@@ -213,14 +214,25 @@ class Monitor:
         latest = latest_entries(records, log)
         ours = [entry for entry in latest.values() if self._on(entry.node_id, gained)]
         self.registry.restore(ours, now, int(time.time() * 1000))
-        down = sum(1 for entry in ours if entry.status is NodeStatus.DOWN)
+        down = {entry.node_id: entry for entry in ours if entry.status is NodeStatus.DOWN}
         log.info(
             "gained %d partitions; restored %d nodes from %s (%d down)",
             len(gained),
             len(ours),
             topic,
-            down,
+            len(down),
         )
+        if self._silences is None or not down:
+            return []
+        heard = {node: _last_heard(entry) for node, entry in down.items()}
+        due = ended_while_down(self._silences.book.silences(), heard, datetime.now(UTC))
+        raised = []
+        for node_id in sorted(due):
+            summary = f"node {node_id} is still down after its maintenance ended"
+            log.warning("NODE_DOWN raised: %s", summary)
+            self.stats.raised += 1
+            raised.append(self._raise(down[node_id], summary))
+        return raised
 
     def _on(self, node_id: str, partitions: set[Lane]) -> bool:
         lanes = self._progress.lanes(node_id)
@@ -421,3 +433,8 @@ async def _connect(
         retry_on=(BusUnavailable,),
         log=log,
     )
+
+
+def _last_heard(entry: NodeEntry) -> datetime:
+    stamps = [stamp for stamp in (entry.last_heartbeat, entry.registered_at) if stamp]
+    return max(datetime.fromisoformat(stamp) for stamp in stamps) if stamps else _EPOCH

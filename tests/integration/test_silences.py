@@ -225,3 +225,30 @@ def test_a_node_in_maintenance_raises_no_node_down_and_its_window_ends_it(
     windows = {row["matchers"][0]["value"]: row for row in listed(settings)}
     assert windows[quiet]["maintenance"] and not windows[quiet]["active"]
     assert windows[loud]["maintenance"] and windows[loud]["active"]
+
+
+def test_a_window_that_ends_while_no_monitor_runs_raises_node_down_on_its_return(
+    settings: Settings, accumulator: Process, launch: Launch
+) -> None:
+    first = start_monitor(launch)
+    [(node, pid)] = node_pids(simulate(launch, settings, 1), 1).items()
+    wait_for_registry(settings, all_up([node]), "the node UP")
+    maintenance(settings, node, "--for", "10m")
+    wait_until(
+        lambda: f"node {node} entered maintenance" in first.output(),
+        30,
+        "the monitor to see the maintenance window",
+    )
+    os.kill(pid, signal.SIGKILL)
+    wait_for_registry(
+        settings, lambda entries: entries[node].status is NodeStatus.DOWN, "the node DOWN"
+    )
+    assert first.stop() == 0
+    assert raised_for(settings, node) == []
+
+    maintenance(settings, node, "--end")  # no monitor is running to see it end
+    second = start_monitor(launch, name="monitor-again")
+    raised = wait_for_command(settings, "RAISE", node, within=30)
+    assert raised.body["summary"] == f"node {node} is still down after its maintenance ended"
+    assert len(raised_for(settings, node)) == 1
+    assert "NODE_DOWN raised" in second.output()

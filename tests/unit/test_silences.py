@@ -14,7 +14,7 @@ from backend.alert_labels import labels_of
 from backend.alerting.matching import rule_matches
 from backend.alerting.rules import load_rules
 from backend.bus import Incoming
-from backend.monitor.maintenance import MaintenanceGate
+from backend.monitor.maintenance import MaintenanceGate, ended_while_down
 from backend.monitor.service import node_down_fingerprint
 from backend.schemas import (
     Alert,
@@ -52,6 +52,7 @@ from tests.records import make_log
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
 def alert_of(level: str, **log_fields: Any) -> Alert:
@@ -233,6 +234,28 @@ def test_the_gate_reports_each_start_and_end_once() -> None:
     turns = gate.update({"pay-02"})
     assert (turns.started, turns.ended) == (frozenset(), frozenset({"pay-01"}))
     assert not gate.holds("pay-01")
+
+
+def test_a_node_down_through_a_window_that_ended_is_due_its_node_down() -> None:
+    ended = silence("node=pay-01", start=NOW - 2 * HOUR, maintenance=True)  # ended NOW - 1h
+    heard = {"pay-01": NOW - 90 * MINUTE}  # went down inside the window
+    assert ended_while_down([ended], heard, NOW) == {"pay-01"}
+
+
+def test_no_node_down_is_due_for_a_window_in_force_over_before_the_fall_or_not_maintenance() -> (
+    None
+):
+    open_window = silence("node=pay-01", start=NOW - 30 * MINUTE, maintenance=True)
+    over_before = silence("node=pay-02", start=NOW - 3 * HOUR, maintenance=True)
+    plain = silence("node=pay-03", start=NOW - 2 * HOUR)
+    heard = {
+        "pay-01": NOW - 20 * MINUTE,
+        "pay-02": NOW - 90 * MINUTE,  # fell after its window ended: raised then, as usual
+        "pay-03": NOW - 90 * MINUTE,
+    }
+    assert ended_while_down([open_window, over_before, plain], heard, NOW) == set()
+    again = silence("node=pay-02", start=NOW - 2 * HOUR, span=3 * HOUR, maintenance=True)
+    assert ended_while_down([over_before, again], {"pay-02": NOW - 90 * MINUTE}, NOW) == set()
 
 
 # Matchers and durations as typed.
