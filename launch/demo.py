@@ -28,7 +28,7 @@ from backend.monitor.service import MonitorOptions, run_monitor
 from backend.observe.live import LiveObserver
 from backend.runner import ServiceError
 from console.app import LogdeckApp
-from simulators.chaos import Cast, demo_options
+from simulators.chaos import DEFAULT_LIFE_S, Cast, Mischief, demo_options
 
 log = logging.getLogger("logdeck.demo")
 
@@ -43,6 +43,8 @@ class DemoOptions:
     nodes: int = 5
     rate: float = 5.0
     """Logs per second per node."""
+    life_s: float = DEFAULT_LIFE_S
+    """How long a node lives, about, before it crashes or restarts."""
     log_file: Path | None = None
     """Where service logs go; by default `demo.log` in the (default) data folder."""
     keymap: Mapping[str, str] = field(default_factory=dict)
@@ -82,7 +84,8 @@ async def _demo(settings: Settings, options: DemoOptions, log_file: Path) -> int
         task.add_done_callback(partial(_ended, app, name, stop))
     with log_file.open("ab") as node_output:
         port = settings.accumulator_port
-        cast = Cast(options.nodes, demo_options(port, options.rate), node_output)
+        mischief = Mischief.lasting(options.life_s)
+        cast = Cast(options.nodes, demo_options(port, options.rate), node_output, mischief)
         nodes_stop = asyncio.Event()
         nodes = asyncio.create_task(cast.run(nodes_stop))
         log.info("demo: %d nodes logging to 127.0.0.1:%d", options.nodes, port)

@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.config import default_data_dir
-from launch.flags import add_connection_flags, settings_of
+from launch.flags import add_connection_flags, positive, settings_of
+from simulators.chaos import DEFAULT_LIFE_S
 
 
 def add_console(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +37,13 @@ def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--rate", type=float, default=5.0, help="logs per second per node (%(default)s)"
     )
     demo.add_argument("--port", type=int, help="the accumulator's port (24224)")
+    demo.add_argument(
+        "--life",
+        type=positive(float),
+        default=DEFAULT_LIFE_S,
+        metavar="SECONDS",
+        help="how long a node lives, about, before it crashes or restarts (%(default)g)",
+    )
     _add_keys_flag(demo)
     add_connection_flags(demo)
     demo.set_defaults(handler=_demo)
@@ -86,4 +94,5 @@ def _demo(args: argparse.Namespace) -> int:
     except KeymapError as error:
         print(f"logdeck demo: {error}", file=sys.stderr)
         return 2
-    return run_demo(settings, DemoOptions(nodes=args.nodes, rate=args.rate, keymap=keymap))
+    options = DemoOptions(nodes=args.nodes, rate=args.rate, life_s=args.life, keymap=keymap)
+    return run_demo(settings, options)

@@ -1,9 +1,10 @@
 """A cast of nodes that live, misbehave and come back: the traffic of `logdeck demo`.
 
 Each node runs as its own process (as in `logdeck simulate`), one life after another:
-a life may end in a crash (no goodbye heartbeat), may carry a burst of errors, and a
-node that crashed comes back after a pause. So the console always has something to
-show: NODE_DOWN raised and resolved, burst alerts, a registry that changes.
+every life ends, in a crash (no goodbye heartbeat) or a restart (a goodbye, as a deploy
+makes), may carry a burst of errors, and the node comes back after a pause. So the console
+always has something to show: NODE_DOWN raised and resolved, burst alerts, a registry that
+changes. The first life is calm, so the console fills in quietly first.
 """
 
 from __future__ import annotations
@@ -22,25 +23,47 @@ from simulators.options import ErrorBurst, NodeOptions
 log = logging.getLogger("logdeck.demo")
 
 
+DEFAULT_LIFE_S = 120.0
+
+
 @dataclass(frozen=True, slots=True)
 class Mischief:
-    """How often a life goes wrong, and how."""
+    """How long a life lasts, how it ends and what goes wrong in it."""
 
-    crash_chance: float = 0.35
-    """Share of lives that end in a crash, somewhere in `crash_within` seconds."""
-    crash_within: tuple[float, float] = (40.0, 120.0)
+    life: tuple[float, float] = (DEFAULT_LIFE_S / 2, DEFAULT_LIFE_S * 1.5)
+    """How long a life lasts, in seconds."""
+    crash_chance: float = 0.5
+    """Share of lives that end in a crash rather than a restart."""
     burst_chance: float = 0.5
     burst_size: tuple[int, int] = (20, 150)
-    burst_within: tuple[float, float] = (10.0, 60.0)
+    burst_within: float = 0.5
+    """A burst starts within this share of its life."""
     back_after: tuple[float, float] = (8.0, 20.0)
-    """Pause between a crash and the node's next life."""
+    """Pause between the end of a life and the next."""
+
+    @classmethod
+    def lasting(cls, life_s: float) -> Mischief:
+        """Lives of about `life_s` seconds (half as long to half as long again)."""
+        return cls(life=(life_s / 2, life_s * 1.5))
+
+    def first_life(self, options: NodeOptions, rng: random.Random) -> NodeOptions:
+        """Calm, and ended by a restart."""
+        return replace(options.without_faults(), duration=rng.uniform(*self.life))
 
     def next_life(self, options: NodeOptions, rng: random.Random) -> NodeOptions:
+        length = rng.uniform(*self.life)
         burst = None
         if rng.random() < self.burst_chance:
-            burst = ErrorBurst(rng.randint(*self.burst_size), rng.uniform(*self.burst_within))
-        crash = rng.uniform(*self.crash_within) if rng.random() < self.crash_chance else None
-        return replace(options, error_burst=burst, crash_after=crash, seed=rng.randrange(1 << 30))
+            at = rng.uniform(0.0, length * self.burst_within)
+            burst = ErrorBurst(rng.randint(*self.burst_size), at)
+        crashes = rng.random() < self.crash_chance
+        return replace(
+            options,
+            error_burst=burst,
+            crash_after=length if crashes else None,
+            duration=0.0 if crashes else length,
+            seed=rng.randrange(1 << 30),
+        )
 
 
 class Cast:
@@ -71,9 +94,13 @@ class Cast:
             await asyncio.gather(*lives, return_exceptions=True)
 
     async def _lives(self, spec: NodeSpec, stop: asyncio.Event) -> None:
+        mischief = self._mischief
         first = True
         while not stop.is_set():
-            options = spec.options if first else self._mischief.next_life(spec.options, self._rng)
+            if first:
+                options = mischief.first_life(spec.options, self._rng)
+            else:
+                options = mischief.next_life(spec.options, self._rng)
             first = False
             life = replace(spec, options=options)
             process = await self._start(life)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from backend.config import Settings
+from backend.schemas import AlertKind, AlertState
 from tests.integration.harness import Stored, connection_flags, wait_until
 from tests.integration.terminal import Terminal
 
@@ -19,13 +20,17 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d(\.\d{3})? +(INFO|WARN|ERROR|FATAL) ")
 """A row of the feed: milliseconds are left out below 100 columns."""
 
 
-@pytest.fixture
-def demo(settings: Settings) -> Iterator[Terminal]:
+def start_demo(settings: Settings, *extra: str) -> Terminal:
     command = [
         sys.executable, "-m", "launch", "demo", *connection_flags(settings),
-        "--port", str(settings.accumulator_port), "--nodes", "3", "--rate", "10",
+        "--port", str(settings.accumulator_port), "--rate", "10", *extra,
     ]  # fmt: skip
-    terminal = Terminal(f"logdeck-demo-{settings.namespace}", command, size=(160, 48))
+    return Terminal(f"logdeck-demo-{settings.namespace}", command, size=(160, 48))
+
+
+@pytest.fixture
+def demo(settings: Settings) -> Iterator[Terminal]:
+    terminal = start_demo(settings, "--nodes", "3")
     yield terminal
     terminal.close()
 
@@ -51,3 +56,19 @@ def test_demo_shows_logs_and_nodes_and_ends_cleanly_on_ctrl_c(
         30,
         "every node DOWN in the stored registry after the demo",
     )
+
+
+def test_the_demos_nodes_die_and_come_back(settings: Settings, stored: Stored) -> None:
+    demo = start_demo(settings, "--nodes", "2", "--life", "6")
+    try:
+
+        def came_back() -> bool:
+            return any(
+                alert.kind is AlertKind.NODE_DOWN and alert.state is AlertState.RESOLVED
+                for alert in stored.alerts().values()
+            )
+
+        wait_until(came_back, 90, "a node of the demo down and back (NODE_DOWN resolved)")
+        assert demo.alive()
+    finally:
+        demo.close()
