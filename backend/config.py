@@ -97,6 +97,17 @@ class Topics:
             self.silences,
         )
 
+    def consumed_by(self, role: str) -> tuple[str, ...]:
+        """The topics the consumer group of `role` reads (the console's pipeline health
+        reads the same list, so the two cannot drift apart)."""
+        return {
+            "indexer": (self.logs, self.alerts, self.registry),
+            "alerter-rules": (self.logs,),
+            "alerter": (self.alert_commands,),
+            "monitor": (self.registrations, self.heartbeats),
+            "notifier": (self.alerts,),
+        }[role]
+
     def compacted(self) -> tuple[str, ...]:
         """Topics that hold the latest state per key (alert, node, replayed letter, notice
         sent, silence) and are read from the start."""

@@ -177,7 +177,7 @@ async def run_indexer(settings: Settings, bus: Bus, store: Store, stop: asyncio.
     """Run the indexer until `stop` is set."""
     topics = settings.topics
     group = settings.group("indexer")
-    subscription = bus.subscription([topics.logs, topics.alerts, topics.registry], group)
+    subscription = bus.subscription(topics.consumed_by("indexer"), group)
     dead = bus.publisher()
     indexer = Indexer(settings, store, subscription, dead)
 

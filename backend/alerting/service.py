@@ -83,7 +83,7 @@ class RuleStage:
     topics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        self.topics = (self.settings.topics.logs,)
+        self.topics = self.settings.topics.consumed_by(self.role)
 
     async def begin(self) -> None:
         """The rules hold no state between batches."""
@@ -124,7 +124,7 @@ class KeeperStage:
     _recalled: set[Lane] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
-        self.topics = (self.settings.topics.alert_commands,)
+        self.topics = self.settings.topics.consumed_by(self.role)
 
     async def begin(self) -> None:
         self._engine = None  # each run starts over from the alerts topic

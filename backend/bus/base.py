@@ -151,6 +151,11 @@ class Bus(Protocol):
         and must know what was done just before its first record.
         """
 
+    async def lags(self, groups: Mapping[str, Sequence[str]]) -> dict[str, int | None]:
+        """For each consumer group (group -> the topics it reads), the records it has not
+        committed yet; None for a group that has committed nothing (it never ran).
+        `BusUnavailable` if the bus cannot tell now."""
+
     async def dropped_unread(self) -> int | None:
         """Records retention deleted before every group reading them had committed them.
 

@@ -377,7 +377,7 @@ async def run_monitor(
     """Run the heartbeat monitor until `stop` is set."""
     topics = settings.topics
     group = settings.group("monitor")
-    subscription = bus.subscription([topics.registrations, topics.heartbeats], group)
+    subscription = bus.subscription(topics.consumed_by("monitor"), group)
     publisher = bus.publisher()
     silences = SilenceWatch(settings, bus)
     registry = Registry(

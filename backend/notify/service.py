@@ -303,7 +303,7 @@ async def run_notifier(
     """Run the notifier until `stop` is set."""
     topics = settings.topics
     group = settings.group("notifier")
-    subscription = bus.subscription([topics.alerts], group)
+    subscription = bus.subscription(topics.consumed_by("notifier"), group)
     publisher = bus.publisher()
     session = aiohttp.ClientSession()
     try:

@@ -40,6 +40,10 @@ class Observer(Protocol):
     def dead_letters(self) -> int | None:
         """Dead letters not replayed yet; None until the dead-letter topic has been read."""
 
+    def lag(self) -> dict[str, int | None]:
+        """Each pipeline service's consumer lag (see `backend.observe.pipeline`); empty
+        until first read, None for a service that never ran."""
+
     def logs(self) -> AsyncIterator[list[Log]]:
         """New logs from now on, in batches."""
 

@@ -23,6 +23,7 @@ from backend.config import Settings
 from backend.deadletters.count import PendingCount
 from backend.monitor.forgetting import NodeForgetter
 from backend.observe.base import ServiceHealth
+from backend.observe.pipeline import pipeline_lag
 from backend.retry import Backoff
 from backend.schemas import (
     Alert,
@@ -69,6 +70,7 @@ class LiveObserver:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._dead_letters: int | None = None
+        self._lag: dict[str, int | None] = {}
 
     async def start(self) -> None:
         self._tasks = [
@@ -92,6 +94,9 @@ class LiveObserver:
 
     def dead_letters(self) -> int | None:
         return self._dead_letters
+
+    def lag(self) -> dict[str, int | None]:
+        return dict(self._lag)
 
     def logs(self) -> AsyncIterator[list[Log]]:
         topic = self._settings.topics.logs
@@ -208,7 +213,15 @@ class LiveObserver:
             self._note(settings.store_name, store, settings.store_address)
             if bus:
                 await self._note_dropped(settings.bus_name)
+                await self._note_lag()
             await asyncio.sleep(_HEALTH_EVERY_S)
+
+    async def _note_lag(self) -> None:
+        """The pipeline's consumer lag; the last reading stays while the bus cannot tell."""
+        try:
+            self._lag = await pipeline_lag(self._bus, self._settings)
+        except BusUnavailable as error:
+            log.debug("consumer lag not read: %s", error)
 
     async def _note_dropped(self, name: str) -> None:
         """The bus's count of records dropped unread; the last one stays while it cannot tell."""

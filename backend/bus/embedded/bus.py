@@ -9,6 +9,7 @@ from pathlib import Path
 
 from backend.bus.base import BusUnavailable, Incoming, Lane
 from backend.bus.embedded.file import BusFile
+from backend.bus.embedded.lag import group_lags
 from backend.bus.embedded.publishing import EmbeddedPublisher, EmbeddedTransactionalPublisher
 from backend.bus.embedded.retention import DEFAULT_RETENTION, Retention, apply_retention, losses
 from backend.bus.embedded.schema import SELECT_RECORDS, SHIFT
@@ -86,6 +87,9 @@ class EmbeddedBus:
         if self.retention is None:
             return 0
         return await apply_retention(self._file, self.retention)
+
+    async def lags(self, groups: Mapping[str, Sequence[str]]) -> dict[str, int | None]:
+        return await self._file.run(partial(group_lags, self._file.topics, dict(groups)))
 
     async def dropped_unread(self) -> int:
         """Records retention's hard cap deleted before every known group had committed them."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from backend.bus.base import Incoming, Lane
 from backend.bus.kafka.clients import ClientOptions
 from backend.bus.kafka.health import kafka_healthy
+from backend.bus.kafka.lag import group_lags
 from backend.bus.kafka.publisher import KafkaPublisher
 from backend.bus.kafka.snapshot import read_ranges, snapshot
 from backend.bus.kafka.subscription import KafkaSubscription, KafkaTail
@@ -29,6 +30,9 @@ class KafkaBus:
 
     async def healthy(self) -> bool:
         return await kafka_healthy(self._bootstrap, self._options)
+
+    async def lags(self, groups: Mapping[str, Sequence[str]]) -> dict[str, int | None]:
+        return await group_lags(self._bootstrap, self._options, groups)
 
     async def dropped_unread(self) -> None:
         """Not known: the broker deletes by its retention whatever the groups have read."""
