@@ -16,6 +16,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import ClassVar, TypeVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -23,6 +24,7 @@ from textual.screen import Screen
 
 from backend.observe.base import Observer, ServiceHealth
 from backend.schemas import Alert, Level, Log, NodeEntry, RetiredNode, Silence
+from console.key_order import KeyOrder
 from console.screens import HelpScreen, MainScreen, SearchScreen
 from console.screens.alert_detail import AlertDetailScreen
 from console.screens.detail import DetailScreen
@@ -82,6 +84,7 @@ class LogdeckApp(App[None]):
         keymap: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self._key_order = KeyOrder(self, super().on_event)
         self._keymap = dict(keymap or {})
         self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
         self.VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
@@ -120,6 +123,13 @@ class LogdeckApp(App[None]):
         self.set_interval(1.0, self.poll)
         self.poll()
         self.run_worker(self._connect(), name="observer", group="observer", exit_on_error=False)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Keys from the terminal are taken in order, each handled before the next."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            await self._key_order.take(event)
+        else:
+            await super().on_event(event)
 
     async def on_unmount(self) -> None:
         with suppress(Exception):
@@ -196,7 +206,9 @@ class LogdeckApp(App[None]):
             self._pending_nodes.clear()
             self.names.learn_nodes([entry for entry in entries if isinstance(entry, NodeEntry)])
             self.main.post_message(NodesChanged(entries))
-        if self._pending_alerts:
+        # An empty first batch goes too: "no alerts" is a starting state, so the first
+        # alert after it is news (a bell and a notice), not part of what was found.
+        if self._pending_alerts or self._alerts_initial:
             alerts = list(self._pending_alerts.values())
             self._pending_alerts.clear()
             self.main.post_message(AlertsChanged(alerts, initial=self._alerts_initial))
@@ -227,12 +239,17 @@ class LogdeckApp(App[None]):
         """Hide the search key on the search screen, where it would do nothing."""
         return not (action == "search" and isinstance(self.screen, SearchScreen))
 
-    def action_search(self) -> None:
+    async def action_search(self) -> None:
+        """Open the search with the cursor in its text field before the next key is taken,
+        so the keys typed right behind F2 are the query's (see `KeyOrder`)."""
         if isinstance(self.screen, SearchScreen):
             return
         if "search" not in self._installed_screens:
             self.install_screen(SearchScreen(self.observer, self.names, clock=self.clock), "search")
-        self.push_screen("search")
+        await self.push_screen("search")
+        search = self.get_screen("search")
+        assert isinstance(search, SearchScreen)
+        search.focus_query()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -8,7 +8,8 @@ its keys on the help screen. A file such as
     "alerts.ack" = "a,enter"
 
 gives those actions other keys. A mistake in the file stops the console with the line
-and what is wrong, instead of a binding that silently does nothing.
+and what is wrong, instead of a binding that silently does nothing: an unknown id, a key
+that cannot be pressed (`ctrl+shft+x`), or a reserved key given to another action.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from textual.binding import Binding, BindingType
+
+from console.key_names import key_problem
+
+RESERVED_KEYS = {
+    "q": "quitting and closing",
+    "ctrl+c": "quitting",
+    **dict.fromkeys("1234", "the feed's level keys (1-4 toggle INFO to FATAL)"),
+}
+"""Keys that keep their meaning whatever the file says, and what they are for: a file may
+give them only to the bindings that have them by default."""
 
 
 class KeymapError(ValueError):
@@ -35,8 +47,30 @@ def binding_ids(bindings: Iterable[BindingType]) -> set[str]:
     return {binding.id for binding in Binding.make_bindings(bindings) if binding.id}
 
 
-def load_keymap(path: Path, known: set[str]) -> dict[str, str]:
-    """The binding id → keys table of `path`, every id and key string checked."""
+def reserved_owners(bindings: Iterable[BindingType]) -> dict[str, set[str]]:
+    """Each reserved key with the ids of the bindings that have it by default."""
+    owners: dict[str, set[str]] = {key: set() for key in RESERVED_KEYS}
+    for binding in Binding.make_bindings(bindings):
+        if binding.id and binding.key in owners:
+            owners[binding.key].add(binding.id)
+    return owners
+
+
+def remapped(bindings: Iterable[BindingType], keymap: Mapping[str, str]) -> list[BindingType]:
+    """`bindings` with the keys `keymap` gives their ids, as the app applies them."""
+    return [
+        replace(binding, key=keymap[binding.id])
+        if isinstance(binding, Binding) and binding.id is not None and binding.id in keymap
+        else binding
+        for binding in bindings
+    ]
+
+
+def load_keymap(path: Path, bindings: Iterable[BindingType]) -> dict[str, str]:
+    """The binding id → keys table of `path`, every id and key checked against `bindings`."""
+    bindings = list(bindings)
+    known = binding_ids(bindings)
+    owners = reserved_owners(bindings)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -57,7 +91,21 @@ def load_keymap(path: Path, known: set[str]) -> dict[str, str]:
             raise KeymapError(f"{where}: no binding has the id {binding_id!r}{hint}")
         if not isinstance(value, str) or not [key for key in value.split(",") if key.strip()]:
             raise KeymapError(f'{where}: keys must be a string such as "p" or "a,enter"')
-        keymap[binding_id] = ",".join(key.strip() for key in value.split(","))
+        keys = [key.strip() for key in value.split(",") if key.strip()]
+        for key in keys:
+            problem = key_problem(key)
+            if problem is not None:
+                raise KeymapError(
+                    f"{where}: {binding_id}: key {key!r} cannot be pressed: {problem}"
+                )
+            if key in owners and binding_id not in owners[key]:
+                holders = ", ".join(sorted(owners[key]))
+                allowed = f"only {holders} may have it" if holders else "no binding may have it"
+                raise KeymapError(
+                    f"{where}: {binding_id}: key {key!r} is reserved for {RESERVED_KEYS[key]}:"
+                    f" {allowed}"
+                )
+        keymap[binding_id] = ",".join(keys)
     return keymap
 
 

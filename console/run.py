@@ -14,7 +14,7 @@ from textual.binding import Binding
 
 from backend.observe.base import Observer
 from console.app import LogdeckApp, help_sections
-from console.keymap import binding_ids, default_keymap_file, load_keymap
+from console.keymap import default_keymap_file, load_keymap, remapped
 
 
 def user_keymap(path: Path | None) -> dict[str, str]:
@@ -23,17 +23,17 @@ def user_keymap(path: Path | None) -> dict[str, str]:
         path = default_keymap_file()
         if not path.exists():
             return {}
-    known = {id for _, bindings in help_sections() for id in binding_ids(bindings)}
-    return load_keymap(path, known)
+    return load_keymap(path, [binding for _, bindings in help_sections() for binding in bindings])
 
 
-def print_bindings(out: TextIO) -> None:
-    """Each binding id with its keys, as a keys file would write them."""
+def print_bindings(out: TextIO, keymap: Mapping[str, str]) -> None:
+    """Each binding id with its keys (those `keymap` gives, else the default ones), as a
+    keys file would write them."""
     for section, bindings in help_sections():
         print(f"# {section}", file=out)
         keys: dict[str, list[str]] = {}
         texts: dict[str, str] = {}
-        for binding in Binding.make_bindings(bindings):
+        for binding in Binding.make_bindings(remapped(bindings, keymap)):
             if binding.id:
                 keys.setdefault(binding.id, []).append(binding.key)
                 texts[binding.id] = binding.tooltip or binding.description

@@ -20,7 +20,9 @@ def add_console(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     console.add_argument("--read-only", action="store_true", help="no acknowledging or resolving")
     _add_keys_flag(console)
     console.add_argument(
-        "--list-keys", action="store_true", help="print every binding id with its keys and exit"
+        "--list-keys",
+        action="store_true",
+        help="print every binding id with its keys (--keys applied) and exit",
     )
     add_connection_flags(console)
     console.set_defaults(handler=_console)
@@ -65,15 +67,15 @@ def _console(args: argparse.Namespace) -> int:
     from console.keymap import KeymapError
     from console.run import print_bindings, run_console, user_keymap
 
-    if args.list_keys:
-        print_bindings(sys.stdout)
-        return 0
-    settings = settings_of(args)
     try:
         keymap = user_keymap(args.keys)
     except KeymapError as error:
         print(f"logdeck console: {error}", file=sys.stderr)
         return 2
+    if args.list_keys:
+        print_bindings(sys.stdout, keymap)
+        return 0
+    settings = settings_of(args)
     observer = LiveObserver(settings, open_bus(settings), open_store(settings))
     return run_console(observer, read_only=args.read_only, keymap=keymap)
 

@@ -1,8 +1,12 @@
-"""The alert queue: most severe first, then most recent, with acknowledge and resolve.
+"""The alert queue: open before acknowledged, most severe first, with acknowledge and resolve.
 
-Rows are keyed by alert id and updated in place. Resolved alerts leave the queue;
-acknowledged ones stay (greyed) unless hidden with `h`. A CRITICAL alert that was not
-there before rings the bell, shows a toast and a badge in the pane's title.
+Rows are keyed by alert id and updated in place, in an order a repeat never changes:
+open alerts, then acknowledged ones (greyed; hidden with `h`); within each, most severe
+first, a node's own alert (NODE_DOWN, FLAPPING) first within its severity, as it explains
+the others; then the newest `first_seen` first. A repeat changes only count and last seen,
+so its row stays put; the cursor stays on its alert whatever moves. Resolved alerts leave
+the queue. CRITICAL alerts that were not there before ring the bell, show one notice that
+counts them (see `CriticalNotice`) and a badge in the pane's title.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from textual.reactive import reactive
 from textual.theme import Theme
 from textual.widgets import DataTable
 
-from backend.schemas import Alert, AlertState, Severity
+from backend.schemas import Alert, AlertKind, AlertState, Severity
 from widgets.cells import Cell, theme_style
+from widgets.critical_notice import CriticalNotice
 from widgets.formatting import day_time, log_time, parse_time
 
 AlertAction = Literal["acknowledge", "acknowledge_noted", "unacknowledge", "resolve", "annotate"]
@@ -40,6 +45,8 @@ _SEVERITY = {
     Severity.WARNING: ("WARN", "text-secondary"),
 }
 _SUMMARY_LIMIT = 80
+_STATE_ORDER = {AlertState.OPEN: 0, AlertState.ACKED: 1, AlertState.RESOLVED: 2}
+_NODE_KINDS = frozenset({AlertKind.NODE_DOWN, AlertKind.FLAPPING})
 QUIET_TAGS = {"silenced": "MUTED", "maintenance": "MAINT", "inhibited": "INHIB"}
 """What the state column says of an alert that notifies nobody: silenced, its node in
 maintenance, or inhibited by its node's NODE_DOWN."""
@@ -102,6 +109,7 @@ class AlertQueue(DataTable[Text]):
         self._alerts: dict[str, Alert] = {}
         self._quiet: dict[str, str] = {}
         self._primed = False
+        self._notice = CriticalNotice()
 
     def on_focus(self) -> None:
         """The cursor shows only in the pane being used, so colours elsewhere stay true."""
@@ -131,6 +139,7 @@ class AlertQueue(DataTable[Text]):
             and alert.severity is Severity.CRITICAL
             and alert.state is AlertState.OPEN
         ]
+        anchor = self._anchor()
         for alert in alerts:
             self._place(alert)
             if alert.state is AlertState.RESOLVED:
@@ -138,15 +147,9 @@ class AlertQueue(DataTable[Text]):
             else:
                 self._alerts[alert.alert_id] = alert
         self._primed = True
-        self._sort()
+        self._sort(anchor)
         self._retitle()
-        if fresh_critical:
-            self.app.bell()
-            first = fresh_critical[0]
-            more = f" (+{len(fresh_critical) - 1} more)" if len(fresh_critical) > 1 else ""
-            self.notify(
-                f"{first.summary}{more}", title="CRITICAL alert", severity="error", timeout=10
-            )
+        self._notice.announce(self.app, fresh_critical)
 
     def set_quiet(self, quiet: dict[str, str]) -> None:
         """Mark the alerts that notify nobody: alert_id -> why, one of `QUIET_TAGS`' keys."""
@@ -187,9 +190,7 @@ class AlertQueue(DataTable[Text]):
         acked = alert.state is AlertState.ACKED
         quiet = self._quiet.get(alert.alert_id)
         muted = Style(dim=True) if acked or quiet else Style()
-        seen = parse_time(alert.last_seen)
-        order = (-alert.severity.rank, -(seen.timestamp() if seen else 0.0), alert.alert_id)
-        severity = Cell(label, theme_style(self.app, variable, bold=not acked), order=order)
+        severity = Cell(label, theme_style(self.app, variable, bold=not acked), order=_order(alert))
         state = "ACKED" if acked else alert.state.value
         if quiet is not None:
             state = QUIET_TAGS.get(quiet, quiet)
@@ -209,15 +210,23 @@ class AlertQueue(DataTable[Text]):
             return log_time(timestamp)[:8]
         return day_time(timestamp)
 
-    def _sort(self) -> None:
-        """Most severe, then most recent, first; the cursor follows its alert while the
-        user is in the table, and otherwise goes back to the top one."""
-        chosen = self.selected_alert() if self.has_focus else None
+    def _anchor(self) -> tuple[str | None, int]:
+        """The alert under the cursor and its row, taken before rows change."""
+        if not self.row_count:
+            return None, 0
+        row = self.cursor_coordinate.row
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value, row
+
+    def _sort(self, anchor: tuple[str | None, int]) -> None:
+        """Put the rows in order (see the module) and the cursor back on its alert, focused
+        or not; if that alert left, on the row that took its place."""
         self.sort("severity", key=lambda cell: cell.order)
-        row = 0
-        if chosen is not None and chosen.alert_id in self.rows:
-            row = self.get_row_index(chosen.alert_id)
-        self.move_cursor(row=row, animate=False, scroll=True)
+        key, row = anchor
+        if key is not None and key in self.rows:
+            row = self.get_row_index(key)
+        row = min(row, max(self.row_count - 1, 0))
+        if row != self.cursor_coordinate.row:
+            self.move_cursor(row=row, animate=False, scroll=True)
 
     def selected_alert(self) -> Alert | None:
         if not self.row_count:
@@ -243,9 +252,10 @@ class AlertQueue(DataTable[Text]):
         self.set_class(critical > 0, "-critical")
 
     def watch_show_acked(self) -> None:
+        anchor = self._anchor()
         for alert in self._alerts.values():
             self._place(alert)
-        self._sort()
+        self._sort(anchor)
         self._retitle()
 
     def action_toggle_acked(self) -> None:
@@ -257,10 +267,11 @@ class AlertQueue(DataTable[Text]):
         if alert is not None:
             self.post_message(self.AlertChosen(alert))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only: acknowledging, resolving and noting are neither offered nor run."""
+        return not (action == "act" and self._read_only)
+
     def action_act(self, action: AlertAction) -> None:
-        if self._read_only:
-            self.notify("read-only: alerts cannot be changed", severity="warning")
-            return
         alert = self.selected_alert()
         if alert is None:
             self.notify("no alert selected", severity="warning")
@@ -270,3 +281,16 @@ class AlertQueue(DataTable[Text]):
     def _restyle(self, theme: Theme) -> None:
         for alert in self._alerts.values():
             self._place(alert)
+
+
+def _order(alert: Alert) -> tuple[int, int, bool, float, str]:
+    """Where an alert sorts: by state, severity, node alerts first, newest first_seen.
+    Nothing a repeat changes (count, last_seen) is in it."""
+    first = parse_time(alert.first_seen)
+    return (
+        _STATE_ORDER[alert.state],
+        -alert.severity.rank,
+        alert.kind not in _NODE_KINDS,
+        -(first.timestamp() if first else 0.0),
+        alert.alert_id,
+    )

@@ -1,5 +1,6 @@
-"""The header: reachability of Kafka and Elasticsearch, records the bus dropped unread, dead
-letters waiting for a replay, and the live logs/s sparkline.
+"""The header: the console's mode (read-only), reachability of Kafka and Elasticsearch,
+records the bus dropped unread, dead letters waiting for a replay, and the live logs/s
+sparkline.
 
 All read reactive state the app keeps (`health`, `feed_states`, `dead_letters`,
 `rate_series`), so every screen's header shows the same thing without being told. A
@@ -30,7 +31,10 @@ def service_markup(health: ServiceHealth) -> str:
 
 
 class HealthBar(Horizontal):
-    """One line: title, each backing service's state, pending dead letters, logs per second.
+    """One line: title, mode, each backing service's state, pending dead letters, logs per
+    second.
+
+    The mode is the app's `sub_title` (`read-only`), shown beside the title when there is one.
 
     Records a service's retention deleted before every consumer group had read them show
     only when there are some: `⚠ 1.0k lost`, for good, since they never reach the store.
@@ -44,6 +48,8 @@ class HealthBar(Horizontal):
         background: $panel;
         color: $foreground;
         #brand { width: auto; padding: 0 1; color: $text-primary; text-style: bold; }
+        #mode { display: none; width: auto; padding: 0 1; color: $text-warning; }
+        &.-mode #mode { display: block; text-style: bold; }
         #services { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
         #dead, #dead-word {
             display: none; width: auto; color: $text-warning; text-style: bold;
@@ -63,6 +69,7 @@ class HealthBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(self._title, id="brand")
+        yield Static("", id="mode")
         yield Static("connecting…", id="services")
         yield Static("", id="lost")
         yield Static("", id="dead")
@@ -71,9 +78,14 @@ class HealthBar(Horizontal):
         yield Static("0 logs/s", id="rate")
 
     def on_mount(self) -> None:
+        self.watch(self.app, "sub_title", self._show_mode)
         self.watch(self.app, "health", self._show_health)
         self.watch(self.app, "rate_series", self._show_rate)
         self.watch(self.app, "dead_letters", self._show_dead_letters)
+
+    def _show_mode(self, mode: str) -> None:
+        self.set_class(bool(mode), "-mode")
+        self.query_one("#mode", Static).update(mode)
 
     def _show_health(self, health: Sequence[ServiceHealth]) -> None:
         text = "  ".join(service_markup(item) for item in health) or "connecting…"

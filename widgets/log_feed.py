@@ -111,7 +111,7 @@ class LogFeed(Vertical):
     def compose(self) -> ComposeResult:
         yield self._view
         yield Static(id="paused")
-        yield FilterPrompt(id="filter-prompt")
+        yield FilterPrompt(done_focus=self._view, id="filter-prompt")
 
     def on_mount(self) -> None:
         self.watch(self._view, "follow", self._show_state)
@@ -240,10 +240,6 @@ class LogFeed(Vertical):
         else:
             services, nodes, _ = self._names.classify(message.value)
             self.filter = self.filter.with_names(services, nodes)
-
-    @on(FilterPrompt.Closed)
-    def _prompt_closed(self) -> None:
-        self._view.focus()
 
     # Title, subtitle and the paused bar
 

@@ -1,7 +1,16 @@
-"""The node registry as a table: status, age of the last heartbeat, logs and errors per minute.
+"""The node registry as a table: status, when last heard from, logs and errors per minute.
 
 Rows are keyed by node id and updated cell by cell; a DOWN node sorts to the top. Ages
 and rates tick once a second from the injected clock.
+
+Seen is the age of the newest of the registry's `last_heartbeat` and the newest log the
+live feed brought from the node (its own timestamp, never later than its arrival). The
+monitor republishes an unchanged node's heartbeat time only every `REPUBLISH_S`, and
+marks a silent node DOWN after its timeout, so an UP entry a few seconds old says nothing
+is wrong: an UP node heard from within `LIVE_WITHIN_S` reads `live`. Beyond that an UP
+node shows its age, as a warning: the monitor has not confirmed it lately (the monitor
+lags or is down, or the node heartbeats unusually slowly). A DOWN node shows how long
+since anything was heard from it; a DOWN node that still logs shows a small age.
 """
 
 from __future__ import annotations
@@ -20,6 +29,21 @@ from backend.schemas import Log, NodeEntry, NodeStatus, RetiredNode
 from widgets.cells import Cell, theme_style
 from widgets.formatting import age, parse_time
 from widgets.rates import NodeRates
+
+REPUBLISH_S = 5.0
+"""How often at most the monitor republishes a node whose only news is a newer heartbeat
+(its registry `Policy.heartbeat_every_s`)."""
+LIVE_WITHIN_S = 15.0
+"""An UP node heard from this recently is `live`: the republish period, plus the time the
+monitor gives a silent node before it is DOWN (3 heartbeat intervals: 3 s at the default
+1 s), plus the delays of the bus, with room to spare."""
+SEEN_TOOLTIP = (
+    "Seen: since the node was last heard from (its heartbeat in the registry or its newest"
+    f" log in the feed). `live`: UP and heard within {LIVE_WITHIN_S:g} s; the registry"
+    f" republishes heartbeat times only every {REPUBLISH_S:g} s. An UP node's age in the"
+    " warning colour: the monitor has not confirmed it lately.\nErr/m, Log/m: ERROR and"
+    " FATAL logs, all logs, in the last minute."
+)
 
 NODE_MARKS = {"maintenance": "◌MAINT", "flapping": "≈FLAP"}
 """What the status column says of a node in maintenance or flapping."""
@@ -59,6 +83,8 @@ class NodeTable(DataTable[Text]):
         self._rates = NodeRates()
         self._shown: dict[tuple[str, str], str] = {}
         self._marks: dict[str, str] = {}
+        self._logged: dict[str, datetime] = {}
+        """The newest log each node sent that the feed brought."""
         self.feed_node: str | None = None
         """The node the log feed is filtered to, marked in the title."""
 
@@ -70,6 +96,7 @@ class NodeTable(DataTable[Text]):
         self.show_cursor = False
 
     def on_mount(self) -> None:
+        self.tooltip = SEEN_TOOLTIP
         for key, label, width in COLUMNS:
             self.add_column(label, width=width, key=key)
         self.set_interval(1.0, self.tick)
@@ -108,12 +135,14 @@ class NodeTable(DataTable[Text]):
         if self._entries.pop(node_id, None) is None:
             return
         self.remove_row(node_id)
+        self._logged.pop(node_id, None)
         for column, _, _ in COLUMNS:
             self._shown.pop((node_id, column), None)
 
     def count_logs(self, logs: list[Log]) -> None:
         now = self._clock()
         self._rates.add(logs, now)
+        self._note_logged(logs, now)
         self._tick_row(now, sorted({log.node_id for log in logs} & self._entries.keys()))
 
     def tick(self) -> None:
@@ -124,7 +153,7 @@ class NodeTable(DataTable[Text]):
         for node in nodes:
             entry = self._entries[node]
             logs, errors = self._rates.per_minute(node, now)
-            self._set("seen", node, Text(self._age(entry, now), justify="right"))
+            self._set("seen", node, self._seen_cell(entry, now))
             self._set("logs", node, Text(str(logs), justify="right"))
             error_style = theme_style(self.app, "text-error", bold=True) if errors else ""
             self._set("errors", node, Text(str(errors), style=error_style, justify="right"))
@@ -171,9 +200,28 @@ class NodeTable(DataTable[Text]):
             return Text("✖ DOWN", style=theme_style(self.app, "text-error", bold=True))
         return Text("● UP", style=theme_style(self.app, "text-success"))
 
-    def _age(self, entry: NodeEntry, now: datetime) -> str:
-        heard = parse_time(entry.last_heartbeat) if entry.last_heartbeat else None
-        return "—" if heard is None else age(now - heard)
+    def _note_logged(self, logs: list[Log], now: datetime) -> None:
+        """Keep each node's newest log time (also of a node whose registry entry has not
+        come yet); a node clock ahead counts as now."""
+        for log in logs:
+            stamp = parse_time(log.timestamp)
+            newest = self._logged.get(log.node_id)
+            if stamp is not None and (newest is None or stamp > newest):
+                self._logged[log.node_id] = min(stamp, now)
+
+    def _seen_cell(self, entry: NodeEntry, now: datetime) -> Text:
+        """See the module: `live`, or the age of the newest heartbeat or log."""
+        heard = [parse_time(entry.last_heartbeat) if entry.last_heartbeat else None]
+        heard.append(self._logged.get(entry.node_id))
+        known = [moment for moment in heard if moment is not None]
+        if not known:
+            return Text("—", justify="right")
+        since = now - max(known)
+        if entry.status is NodeStatus.DOWN:
+            return Text(age(since), justify="right")
+        if since.total_seconds() <= LIVE_WITHIN_S:
+            return Text("live", justify="right")
+        return Text(age(since), style=theme_style(self.app, "text-warning"), justify="right")
 
     def _sort(self) -> None:
         """DOWN first, then by node id.

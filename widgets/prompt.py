@@ -1,7 +1,9 @@
 """A one-line prompt under the log feed for the text and service/node filters.
 
 It checks what is typed as it is typed (via `check`) and shows the problem beside the
-input, so an invalid regex is a message to fix, never an exception.
+input, so an invalid regex is a message to fix, never an exception. It takes the focus as
+it opens and gives it back as it closes, before the key that did either has been handled,
+so the keys typed right behind that key go where the person typing expects them.
 """
 
 from __future__ import annotations
@@ -15,10 +17,37 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.suggester import Suggester
+from textual.widget import Widget
 from textual.widgets import Input, Label
 
 Check = Callable[[str], str | None]
 """Returns what is wrong with a value, or None when it can be applied."""
+
+
+class PromptInput(Input):
+    """The prompt's input: Tab completes instead of moving to the next pane, and Enter
+    hands the value to `apply` at once rather than through a queued `Submitted`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("tab", "complete", "Complete", show=False),
+    ]
+
+    def __init__(self, apply: Callable[[str], None], *, id: str) -> None:
+        super().__init__(compact=True, id=id)
+        self._apply = apply
+
+    async def action_complete(self) -> None:
+        """The suggestion, asked for now: the one shown may lag behind fast typing."""
+        if self.suggester is None or not self.cursor_at_end:
+            return
+        typed = self.value if self.suggester.case_sensitive else self.value.casefold()
+        completed = await self.suggester.get_suggestion(typed)
+        if completed:
+            self.value = completed
+            self.cursor_position = len(completed)
+
+    async def action_submit(self) -> None:
+        self._apply(self.value)
 
 
 class FilterPrompt(Horizontal):
@@ -45,17 +74,15 @@ class FilterPrompt(Horizontal):
             self.mode = mode
             self.value = value
 
-    class Closed(Message):
-        """The prompt closed, applied or not: focus can go back to the feed."""
-
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, done_focus: Widget, id: str | None = None) -> None:
         super().__init__(id=id)
         self.mode = ""
         self._check: Check = lambda value: None
+        self._done_focus = done_focus
 
     def compose(self) -> ComposeResult:
         yield Label(id="prompt-label")
-        yield Input(compact=True, id="prompt-input")
+        yield PromptInput(self._apply, id="prompt-input")
         yield Label(id="prompt-error")
 
     @property
@@ -81,7 +108,7 @@ class FilterPrompt(Horizontal):
         self.input.cursor_position = len(value)
         self.show_error(None)
         self.add_class("-open")
-        self.input.focus()
+        self.screen.set_focus(self.input)
 
     def show_error(self, error: str | None) -> None:
         label = self.query_one("#prompt-error", Label)
@@ -94,13 +121,11 @@ class FilterPrompt(Horizontal):
         event.stop()
         self.show_error(self._check(event.value))
 
-    @on(Input.Submitted, "#prompt-input")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        error = self._check(event.value)
+    def _apply(self, value: str) -> None:
+        error = self._check(value)
         self.show_error(error)
         if error is None:
-            self.post_message(self.Applied(self.mode, event.value))
+            self.post_message(self.Applied(self.mode, value))
             self._close()
 
     def action_cancel(self) -> None:
@@ -108,4 +133,4 @@ class FilterPrompt(Horizontal):
 
     def _close(self) -> None:
         self.remove_class("-open")
-        self.post_message(self.Closed())
+        self.screen.set_focus(self._done_focus)

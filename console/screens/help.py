@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import ClassVar
 
 from rich.table import Table
@@ -12,6 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from console.keymap import remapped
 
 Section = tuple[str, Sequence[BindingType]]
 
@@ -25,15 +26,8 @@ def key_rows(
 
     Keys come from `keymap` where it remaps a binding's id, as they do in the app.
     """
-    keymap = keymap or {}
-    remapped = [
-        replace(binding, key=keymap[binding.id])
-        if isinstance(binding, Binding) and binding.id is not None and binding.id in keymap
-        else binding
-        for binding in bindings
-    ]
     rows: dict[tuple[str, str], list[str]] = {}
-    for binding in Binding.make_bindings(remapped):
+    for binding in Binding.make_bindings(remapped(bindings, keymap or {})):
         key = key_display.get(binding.key, binding.key)
         description = binding.tooltip or binding.description
         rows.setdefault((binding.action, description), []).append(key)

@@ -126,8 +126,12 @@ class SearchScreen(Screen[None]):
         ):
             table.add_column(label, key=key)
         self._custom_range(False)
-        self.query_one("#q", Input).focus()
+        self.focus_query()
         self.action_run()
+
+    def focus_query(self) -> None:
+        """The text field takes the keys now, not once the app gets round to it."""
+        self.set_focus(self.query_one("#q", Input))
 
     def _custom_range(self, custom: bool) -> None:
         for name in ("#since", "#until"):

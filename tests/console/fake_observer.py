@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
+from textual import events
+from textual.keys import REPLACED_KEYS, key_to_character
 from textual.message import Message
 from textual.notifications import Notify
 from textual.worker import WorkerCancelled, WorkerFailed
@@ -481,6 +483,25 @@ async def settle(pilot: Pilot[None], *groups: str) -> None:
         with contextlib.suppress(WorkerCancelled, WorkerFailed):
             await worker.wait()
     await pilot.pause()
+
+
+async def burst(pilot: Pilot[None], *keys: str) -> None:
+    """Send `keys` as a person types them, then let the console settle.
+
+    `pilot.press` waits for the app to go idle after each key, so each is handled before
+    the next arrives. Keys typed quickly, or read from the terminal in one go, are all
+    queued before the app handles the first: that is what this does, through the driver
+    as the terminal's keys come, and it is where a key that opens a prompt can lose the
+    keys after it.
+    """
+    app = pilot.app
+    driver = app._driver
+    assert driver is not None
+    for key in keys:
+        event = events.Key(key, key_to_character(REPLACED_KEYS.get(key, key)))
+        event.set_sender(app)
+        driver.send_message(event)
+    await settle(pilot)
 
 
 # The demo

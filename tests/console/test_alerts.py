@@ -6,6 +6,7 @@ import getpass
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Footer, Static
 
 from backend.schemas import AlertState, Severity
 from console.app import LogdeckApp
@@ -18,6 +19,7 @@ from tests.console.fake_observer import (
     sample_alerts,
     settle,
 )
+from widgets.health_bar import HealthBar
 
 SIZE = (120, 40)
 
@@ -111,13 +113,36 @@ async def test_h_hides_and_shows_acknowledged_alerts() -> None:
 async def test_read_only_refuses_to_change_alerts() -> None:
     observer = observer_with_alerts()
     app = make_app(observer, read_only=True)
-    notices = Notices()
-    async with app.run_test(size=SIZE, message_hook=notices) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await focus_alerts(pilot, app)
-        await pilot.press("a", "r", "u")
+        await pilot.press("a", "r", "u", "A", "n")
         await settle(pilot, "alert-actions")
         assert observer.calls == []
-        assert notices.mention("read-only")
+        assert app.screen is app.main  # no note asked for
+
+
+def footer_offers(app: LogdeckApp) -> set[str]:
+    """What the footer's keys say, as drawn: `a Ack` gives `Ack`."""
+    keys = app.screen.query_one(Footer).query("FooterKey")
+    return {str(key.render()).strip().partition(" ")[2].strip() for key in keys}
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
+async def test_a_read_only_console_says_so_and_offers_no_alert_changes(read_only: bool) -> None:
+    observer = observer_with_alerts()
+    app = make_app(observer, read_only=read_only)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await focus_alerts(pilot, app)
+        changes = {"Ack", "Un-ack", "Resolve"}
+        assert "Hide acked" in footer_offers(app)
+        assert (changes & footer_offers(app)) == (set() if read_only else changes)
+
+        mode = app.screen.query_one(HealthBar).query_one("#mode", Static)
+        assert mode.display == read_only
+        if read_only:
+            assert str(mode.render()) == "read-only"
+            assert app.screen.region.contains_region(mode.region)
+            assert mode.region.width == len("read-only") + 2
 
 
 async def test_a_failing_action_is_a_notification_not_a_crash() -> None:
