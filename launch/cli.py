@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from launch.deadletter import add_deadletter
 from launch.forget import add_forget
+from launch.search import add_search
 from launch.services import (
     add_accumulator,
     add_alerter,
@@ -16,6 +17,7 @@ from launch.services import (
     add_notifier,
 )
 from launch.silences import add_maintenance, add_silence
+from launch.tail import add_tail
 from launch.terminal import add_console, add_demo
 
 Handler = Callable[[argparse.Namespace], int]
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_silence(commands)
     add_maintenance(commands)
     add_forget(commands)
+    add_tail(commands)
+    add_search(commands)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""What every service command shares: the connection flags, the settings they give, and
-numbers that must be positive."""
+"""What every service command shares: the connection flags, the settings they give, the
+filter expression of the commands that print logs, and numbers that must be positive."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.config import Settings, default_data_dir
+from backend.logfilter import Expression, parse_expression
+
+EXPRESSION_HELP = (
+    'which logs, every term required: words and "phrases" the message contains (any case); '
+    "level:ERROR, service:Pay*, node:payment-01, code:PAY-500 (or log_level:, service_name:, "
+    "node_id:, error_code:; * stands for any characters); response_time_ms>1000 (or >=, <, "
+    "<=, =; threshold_limit_ms too); - before a term leaves its logs out. Quote the whole "
+    "expression for the shell; put -- before one that starts with -, and EXPRESSION before "
+    "an --embedded without DIR"
+)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -50,6 +60,19 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
         "--partitions", type=int, help="partitions of new topics (LOGDECK_PARTITIONS, 6)"
     )
     group.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def add_log_output_flags(parser: argparse.ArgumentParser) -> None:
+    """EXPRESSION and --json, as `tail` and `search` take them."""
+    parser.add_argument("expression", nargs="*", metavar="EXPRESSION", help=EXPRESSION_HELP)
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per log, with the log's own fields"
+    )
+
+
+def expression_of(args: argparse.Namespace) -> Expression:
+    """The EXPRESSION words as one expression; `ExpressionError` says what is wrong."""
+    return parse_expression(" ".join(args.expression))
 
 
 def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:

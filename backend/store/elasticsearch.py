@@ -27,6 +27,7 @@ from backend.store.base import (
 )
 from backend.store.query import LogQuery, SearchResult, text_note
 from backend.store.search import build_search, histogram
+from backend.store.search_terms import MESSAGE_RAW_CHARS
 
 _encode = msgspec.json.Encoder().encode
 _BULK_FILTER: Final = "errors,items.*.status,items.*._id,items.*.error.type,items.*.error.reason"
@@ -41,7 +42,18 @@ LOG_MAPPINGS: Final[dict[str, Any]] = {
         "node_id": {"type": "keyword"},
         "log_level": {"type": "keyword"},
         "message_type": {"type": "keyword"},
-        "message": {"type": "text"},
+        "message": {
+            "type": "text",
+            # The whole message as one term, for the filter expression's substrings: only
+            # searched, never sorted or aggregated, so it keeps no doc values.
+            "fields": {
+                "raw": {
+                    "type": "keyword",
+                    "ignore_above": MESSAGE_RAW_CHARS,
+                    "doc_values": False,
+                }
+            },
+        },
         "service_name": {"type": "keyword"},
         "timestamp": {"type": "date"},
         "ingested_at": {"type": "date"},
@@ -132,6 +144,12 @@ class ElasticsearchStore:
                     "settings": {**_SINGLE_SHARD, "refresh_interval": "1s"},
                     "mappings": LOG_MAPPINGS,
                 },
+            )
+            # Daily indices made by an earlier version: their new logs get the fields they lack.
+            await self._client.indices.put_mapping(
+                index=self._indices.logs_pattern,
+                properties=LOG_MAPPINGS["properties"],
+                allow_no_indices=True,
             )
             for index, mappings in (
                 (self._indices.nodes, NODE_MAPPINGS),

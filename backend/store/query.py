@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from backend.logfilter import Expression
 from backend.schemas import Level, Log
 
 HISTOGRAM_BUCKETS: Final = 60
@@ -15,12 +16,17 @@ MAX_TEXT_CHARS: Final = 1000
 
 @dataclass(frozen=True, slots=True)
 class LogQuery:
-    """A search over stored logs; empty fields match everything."""
+    """A search over stored logs; empty fields match everything.
+
+    `text` is searched as Elasticsearch's `simple_query_string` reads it (the console's
+    search box); `expression` is the filter language of backend/logfilter, and both apply.
+    """
 
     text: str = ""
     levels: frozenset[Level] = frozenset()
     services: frozenset[str] = frozenset()
     nodes: frozenset[str] = frozenset()
+    expression: Expression = field(default_factory=Expression)
     since: datetime | None = None
     until: datetime | None = None
     page: int = 0

@@ -1,8 +1,9 @@
 """The console's log searches as Elasticsearch queries.
 
 Text goes through `simple_query_string`, which never fails on syntax: `"a phrase"`,
-`-not`, `a | b` and `prefix*` work, anything else is searched as words. The hits over
-time come from the same query in one request, so the histogram always matches the page.
+`-not`, `a | b` and `prefix*` work, anything else is searched as words. A filter
+expression adds its clauses (search_terms.py). The hits over time come from the same
+query in one request, so the histogram always matches the page.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Final
 
 from backend.schemas import iso_millis
 from backend.store.query import MAX_TEXT_CHARS, LogQuery, histogram_interval
+from backend.store.search_terms import expression_clauses
 
 _TEXT_FIELDS: Final = ["message", "error_details.error_message", "error_details.error_code^2"]
 
@@ -33,6 +35,8 @@ def build_search(query: LogQuery, now: datetime | None = None) -> dict[str, Any]
         if query.until:
             bounds["lte"] = iso_millis(query.until)
         filters.append({"range": {"timestamp": bounds}})
+    wanted, unwanted = expression_clauses(query.expression)
+    filters += wanted
     must: list[dict[str, Any]] = []
     text = query.text.strip()[:MAX_TEXT_CHARS]
     if text:
@@ -48,7 +52,13 @@ def build_search(query: LogQuery, now: datetime | None = None) -> dict[str, Any]
         )
     interval = histogram_interval(query.since, query.until, now)
     return {
-        "query": {"bool": {"filter": filters, "must": must or [{"match_all": {}}]}},
+        "query": {
+            "bool": {
+                "filter": filters,
+                "must": must or [{"match_all": {}}],
+                "must_not": unwanted,
+            }
+        },
         "sort": [{"timestamp": "desc"}, {"log_id": "desc"}],
         "from": query.page * query.page_size,
         "size": query.page_size,

@@ -5,7 +5,9 @@ expression together with the filters (as tags), run day by day, newest day first
 sorted newest first by timestamp (milliseconds), then log_id, descending, with the histogram
 buckets of `histogram_interval` between the first and the last hit. Without text, totals and
 histograms add up the per-minute and half-hour counts (and count the logs of partial minutes
-at the edges of the time range).
+at the edges of the time range). A filter expression's level, service and node terms join
+the filters; its other terms are tested on each log (conditions.py), so a search with them
+reads the logs in its time range instead of the counts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Final
 
 from backend.schemas import Log
 from backend.sqlite import transaction
+from backend.store.embedded.conditions import RESIDUAL, Filters, residual_function, resolve
 from backend.store.embedded.days import EPOCH, day_bounds, query_millis
 from backend.store.embedded.query_text import (
     All,
@@ -29,16 +32,7 @@ from backend.store.embedded.query_text import (
     prefixes,
     render,
 )
-from backend.store.embedded.schema import (
-    LEVEL_IDS,
-    NODE,
-    SERVICE,
-    SHIFT,
-    TIERS,
-    Names,
-    decode_log,
-    stored_days,
-)
+from backend.store.embedded.schema import SHIFT, TIERS, Names, decode_log, stored_days
 from backend.store.query import (
     MAX_TEXT_CHARS,
     LogQuery,
@@ -57,69 +51,20 @@ def search(query: LogQuery, now: datetime, names: Names, conn: sqlite3.Connectio
     """One search in one read transaction, so every table is read as of one moment."""
     started = time.perf_counter()
     with transaction(conn, write=False):
-        filters = _resolve(conn, query, names)
-        try:
-            result = _Search(conn, query, now, filters).run()
-        except sqlite3.OperationalError as error:
-            if "fts5" not in str(error):
-                raise
-            # Not expected from any text; should FTS5 still refuse, search the bare words.
-            words = plain_words(query.text[:MAX_TEXT_CHARS])
-            result = _Search(conn, replace(query, text=words), now, filters).run()
-            reason = f"the text was searched as plain words ({error})"
-            result.note = f"{result.note}; {reason}" if result.note else reason
+        filters = resolve(conn, query, names)
+        with residual_function(conn, filters.residual):
+            try:
+                result = _Search(conn, query, now, filters).run()
+            except sqlite3.OperationalError as error:
+                if "fts5" not in str(error):
+                    raise
+                # Not expected from any text; should FTS5 still refuse, search the bare words.
+                words = plain_words(query.text[:MAX_TEXT_CHARS])
+                result = _Search(conn, replace(query, text=words), now, filters).run()
+                reason = f"the text was searched as plain words ({error})"
+                result.note = f"{result.note}; {reason}" if result.note else reason
     took = (time.perf_counter() - started) * 1000
     return SearchResult(result.total, result.logs, result.histogram, took, result.note)
-
-
-def _resolve(conn: sqlite3.Connection, query: LogQuery, names: Names) -> _Filters:
-    def ids(kind: int, wanted: frozenset[str]) -> list[int] | None:
-        if not wanted:
-            return None
-        found: list[int] = []
-        for name in sorted(wanted):
-            ident = names.find(conn, kind, name)
-            if ident is not None:
-                found.append(ident)
-        return found
-
-    levels = sorted(LEVEL_IDS[level] for level in query.levels) if query.levels else None
-    return _Filters(levels, ids(SERVICE, query.services), ids(NODE, query.nodes))
-
-
-@dataclass(frozen=True, slots=True)
-class _Filters:
-    """Ids of the levels, services and nodes asked for; None: no filter on that field."""
-
-    levels: list[int] | None
-    services: list[int] | None
-    nodes: list[int] | None
-
-    @property
-    def impossible(self) -> bool:
-        """A filter on names none of which is stored: nothing can match."""
-        return self.services == [] or self.nodes == []
-
-    def sql(self) -> str:
-        """The filters as a WHERE fragment over `level`, `service`, `node` columns."""
-        parts = [
-            f" AND {column} IN ({','.join(map(str, ids))})"
-            for column, ids in (
-                ("level", self.levels),
-                ("service", self.services),
-                ("node", self.nodes),
-            )
-            if ids
-        ]
-        return "".join(parts)
-
-    def match(self) -> list[str]:
-        """The filters as FTS5 expressions over the `tags` column."""
-        return [
-            "({tags} : (" + " OR ".join(f"z{tag}{ident}" for ident in ids) + "))"
-            for tag, ids in (("l", self.levels), ("s", self.services), ("n", self.nodes))
-            if ids
-        ]
 
 
 @dataclass(slots=True)
@@ -134,7 +79,7 @@ class _Search:
     """One search, inside one read transaction (a consistent snapshot of every table)."""
 
     def __init__(
-        self, conn: sqlite3.Connection, query: LogQuery, now: datetime, filters: _Filters
+        self, conn: sqlite3.Connection, query: LogQuery, now: datetime, filters: Filters
     ) -> None:
         self.conn = conn
         self.query = query
@@ -151,6 +96,7 @@ class _Search:
         node = self.parsed.node if self.parsed else None
         self.node = None if node is None or isinstance(node, All) else node
         self.text = self.node is not None
+        self.residual = bool(filters.residual.terms)
         self.prefix = False
         self.match: str | None = None
 
@@ -163,7 +109,8 @@ class _Search:
             b = end if self.hi is None else min(end, self.hi)
             if a < b:
                 days.append((day, a, b))
-        parts = self.filters.match()
+        # With terms to test on each document, the columns filter without text: no FTS5.
+        parts = self.filters.match() if self.text or not self.residual else []
         if self.node is not None:
             expansions = self._expand(self.node, [day for day, *_ in days])
             self.prefix = native_prefix(self.node, expansions)
@@ -172,7 +119,7 @@ class _Search:
         counts: Counter[int] = Counter()
         totals: list[tuple[int, int, int, int]] = []  # day, from, to (ms), hits
         for day, a, b in days:
-            day_counts = self._text_counts(day, a, b) if self.text else self._counts(day, a, b)
+            day_counts = self._day_counts(day, a, b)
             hits = sum(day_counts.values())
             if hits:
                 counts.update(day_counts)
@@ -215,6 +162,11 @@ class _Search:
         return [(day, *day_bounds(day)) for day in stored_days(self.conn)]
 
     # Totals and histograms
+
+    def _day_counts(self, day: int, a: int, b: int) -> Counter[int]:
+        if self.residual:
+            return self._residual_counts(day, a, b)
+        return self._text_counts(day, a, b) if self.text else self._counts(day, a, b)
 
     def _counts(self, day: int, a: int, b: int) -> Counter[int]:
         """Hits per bucket without text: from the aggregates, raw logs at the edges."""
@@ -288,6 +240,25 @@ class _Search:
         counts.update(dict(rows))
         return counts
 
+    def _residual_counts(self, day: int, a: int, b: int) -> Counter[int]:
+        """Hits per bucket when terms are left to test on each log's document: a scan of the
+        day's logs in the time range, or of its text hits."""
+        if self.match is None:
+            rows = self.conn.execute(
+                f"SELECT (id >> {SHIFT}) / {self.interval_ms}, count(*) FROM logs_{day} "
+                f"WHERE id >= ? AND id < ?{self.filters.sql()} AND {RESIDUAL}(doc) GROUP BY 1",
+                (a << SHIFT, b << SHIFT),
+            )
+        else:
+            table = f"text_{day}"
+            rows = self.conn.execute(
+                f"SELECT ({table}.rowid >> {SHIFT}) / {self.interval_ms}, count(*) FROM {table} "
+                f"JOIN logs_{day} l ON l.id = {table}.rowid WHERE {table} MATCH ? "
+                f"AND {table}.rowid >= ? AND {table}.rowid < ? AND {RESIDUAL}(l.doc) GROUP BY 1",
+                (self.match, a << SHIFT, b << SHIFT),
+            )
+        return Counter(dict(rows))
+
     def _histogram(self, counts: Counter[int]) -> list[tuple[datetime, int]]:
         """Every bucket from the first hit's to the last's, as Elasticsearch gives them."""
         first, last = min(counts), max(counts)
@@ -336,11 +307,20 @@ class _Search:
                 offset -= hits
                 continue
             if self.match is None:
+                residual = f" AND {RESIDUAL}(doc)" if self.residual else ""
                 sql = (
-                    f"SELECT id, doc FROM logs_{day} WHERE id >= ? AND id < ? "
-                    "ORDER BY id DESC LIMIT ? OFFSET ?"
+                    f"SELECT id, doc FROM logs_{day} WHERE id >= ? AND id < ?"
+                    f"{self.filters.sql()}{residual} ORDER BY id DESC LIMIT ? OFFSET ?"
                 )
                 params: tuple[Any, ...] = (a << SHIFT, b << SHIFT, limit, offset)
+            elif self.residual:
+                table = f"text_{day}"
+                sql = (
+                    f"SELECT l.id, l.doc FROM {table} JOIN logs_{day} l ON l.id = {table}.rowid "
+                    f"WHERE {table} MATCH ? AND {table}.rowid >= ? AND {table}.rowid < ? "
+                    f"AND {RESIDUAL}(l.doc) ORDER BY {table}.rowid DESC LIMIT ? OFFSET ?"
+                )
+                params = (self.match, a << SHIFT, b << SHIFT, limit, offset)
             else:
                 table = f"text_{day}"
                 sql = (
