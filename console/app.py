@@ -71,6 +71,8 @@ class LogdeckApp(App[None]):
     """Logs received in each of the last 60 seconds."""
     dead_letters: reactive[int | None] = reactive(None)
     """Dead letters not replayed yet, as the observer last said (None: not known)."""
+    lag: reactive[tuple[tuple[str, int | None], ...]] = reactive(())
+    """Each pipeline service's consumer lag, as the observer last said (empty: not known)."""
 
     def __init__(
         self,
@@ -219,8 +221,8 @@ class LogdeckApp(App[None]):
             self.main.post_message(SilencesChanged(silences))
 
     def poll(self) -> None:
-        """Read the observer's health, its dead-letter count and the logs/s history into
-        reactive state."""
+        """Read the observer's health, its dead-letter count, the pipeline's lag and the
+        logs/s history into reactive state."""
         try:
             self.health = tuple(self.observer.health())
             self._health_failing_since = None
@@ -231,6 +233,10 @@ class LogdeckApp(App[None]):
             self.dead_letters = self.observer.dead_letters()
         except Exception:  # a count that cannot be had is shown as not known
             self.dead_letters = None
+        try:
+            self.lag = tuple(self.observer.lag().items())
+        except Exception:  # as for the dead letters
+            self.lag = ()
         self.rate_series = tuple(self._rates.series(self.clock()))
 
     # Actions

@@ -1,8 +1,8 @@
 """The header: the console's mode (read-only), reachability of Kafka and Elasticsearch,
-records the bus dropped unread, dead letters waiting for a replay, and the live logs/s
-sparkline.
+records the bus dropped unread, the pipeline's consumer lag, dead letters waiting for a
+replay, and the live logs/s sparkline.
 
-All read reactive state the app keeps (`health`, `feed_states`, `dead_letters`,
+All read reactive state the app keeps (`health`, `feed_states`, `lag`, `dead_letters`,
 `rate_series`), so every screen's header shows the same thing without being told. A
 banner under the header appears only while something is wrong, saying what and since when.
 """
@@ -10,6 +10,7 @@ banner under the header appears only while something is wrong, saying what and s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -20,6 +21,22 @@ from backend.observe.base import ServiceHealth
 from widgets.bars import Bars
 from widgets.feeds import FeedState
 from widgets.formatting import clock_time, compact_count
+
+LAGGING: Final = 10_000
+"""Records a service may have left to read before its lag shows as a warning: a few
+batches in flight are normal."""
+
+
+def lag_text(lag: Sequence[tuple[str, int | None]]) -> tuple[str, str, bool]:
+    """`lag 1.2k`, its tooltip (every service, `never ran` for one whose group has
+    committed nothing), and whether a service lags by `LAGGING` records or more."""
+    most = max((count for _, count in lag if count is not None), default=0)
+    lines = ["Consumer lag: records each service has not read and committed yet"]
+    lines += [
+        f"{service}: " + ("never ran here" if count is None else f"{count:,} records behind")
+        for service, count in lag
+    ]
+    return f"lag {compact_count(most)}", "\n".join(lines), most >= LAGGING
 
 
 def service_markup(health: ServiceHealth) -> str:
@@ -35,6 +52,10 @@ class HealthBar(Horizontal):
     second.
 
     The mode is the app's `sub_title` (`read-only`), shown beside the title when there is one.
+
+    The lag is the largest consumer lag of indexer, alerter, monitor and notifier (each in
+    the tooltip), in the warning colour from `LAGGING` records; under 120 columns it shows
+    only then.
 
     Records a service's retention deleted before every consumer group had read them show
     only when there are some: `⚠ 1.0k lost`, for good, since they never reach the store.
@@ -56,6 +77,9 @@ class HealthBar(Horizontal):
         }
         #dead { padding: 0 0 0 1; }
         &.-dead #dead, &.-dead #dead-word { display: block; }
+        #lag { display: none; width: auto; padding: 0 0 0 1; color: $text-muted; }
+        &.-lag #lag { display: block; }
+        &.-lagging #lag { color: $text-warning; text-style: bold; }
         #lost { display: none; width: auto; padding: 0 0 0 1; color: $text-error; }
         &.-lost #lost { display: block; text-style: bold; }
         #rate-spark { width: 16; margin: 0 1; }
@@ -72,6 +96,7 @@ class HealthBar(Horizontal):
         yield Static("", id="mode")
         yield Static("connecting…", id="services")
         yield Static("", id="lost")
+        yield Static("", id="lag")
         yield Static("", id="dead")
         yield Static(" letters", id="dead-word")
         yield Bars(id="rate-spark")
@@ -82,6 +107,7 @@ class HealthBar(Horizontal):
         self.watch(self.app, "health", self._show_health)
         self.watch(self.app, "rate_series", self._show_rate)
         self.watch(self.app, "dead_letters", self._show_dead_letters)
+        self.watch(self.app, "lag", self._show_lag)
 
     def _show_mode(self, mode: str) -> None:
         self.set_class(bool(mode), "-mode")
@@ -105,6 +131,16 @@ class HealthBar(Horizontal):
                 " partition and groups)"
                 for item in lost
             )
+
+    def _show_lag(self, lag: Sequence[tuple[str, int | None]]) -> None:
+        self.set_class(bool(lag), "-lag")
+        if not lag:
+            return
+        text, tooltip, lagging = lag_text(lag)
+        self.set_class(lagging, "-lagging")
+        shown = self.query_one("#lag", Static)
+        shown.update(text)
+        shown.tooltip = tooltip
 
     def _show_dead_letters(self, count: int | None) -> None:
         self.set_class(bool(count), "-dead")

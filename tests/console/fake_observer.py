@@ -47,7 +47,9 @@ from console.app import LogdeckApp
 from widgets.feeds import Backoff
 
 if TYPE_CHECKING:
+    from textual.app import App
     from textual.pilot import Pilot
+    from textual.widget import Widget
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 24, 10, 16, 0, tzinfo=UTC)
@@ -74,6 +76,7 @@ class FakeObserver:
     ) -> None:
         self.clock = clock
         self.dead_letter_count = dead_letters
+        self.lag_state: dict[str, int | None] = {}
         self.history: list[Log] = list(logs)
         self.registry: dict[str, NodeEntry] = {entry.node_id: entry for entry in nodes}
         self.alert_state: dict[str, Alert] = {alert.alert_id: alert for alert in alerts}
@@ -111,6 +114,9 @@ class FakeObserver:
 
     def dead_letters(self) -> int | None:
         return self.dead_letter_count
+
+    def lag(self) -> dict[str, int | None]:
+        return dict(self.lag_state)
 
     def logs(self) -> AsyncIterator[list[Log]]:
         return self._feed("logs", None)
@@ -502,6 +508,19 @@ async def burst(pilot: Pilot[None], *keys: str) -> None:
         event.set_sender(app)
         driver.send_message(event)
     await settle(pilot)
+
+
+def screen_lines(app: App[None]) -> list[str]:
+    """The characters the terminal shows, one string per row, as the screen composes them
+    (what is clipped or scrolled away is not there)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def pane_lines(app: App[None], widget: Widget) -> list[str]:
+    """The rows of the screen inside `widget`'s content (borders and scrollbars cut off)."""
+    region = widget.scrollable_content_region
+    rows = screen_lines(app)[region.y : region.bottom]
+    return [row[region.x : region.right] for row in rows]
 
 
 # The demo
