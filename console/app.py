@@ -16,7 +16,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import ClassVar, TypeVar
 
-from textual import events
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -27,6 +27,7 @@ from backend.schemas import Alert, Level, Log, NodeEntry, RetiredNode, Silence
 from console.key_order import KeyOrder
 from console.screens import HelpScreen, MainScreen, SearchScreen
 from console.screens.alert_detail import AlertDetailScreen
+from console.screens.context import ContextScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import Section
 from console.screens.note import NoteScreen
@@ -257,6 +258,11 @@ class LogdeckApp(App[None]):
         assert isinstance(search, SearchScreen)
         search.focus_query()
 
+    @on(DetailScreen.ContextWanted)
+    def _show_context(self, message: DetailScreen.ContextWanted) -> None:
+        """A log entry's surrounding logs, whichever screen showed the entry."""
+        self.push_screen(ContextScreen(self.observer, message.log))
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -315,6 +321,7 @@ def help_sections() -> list[Section]:
         ("Silences", [*MainScreen.BINDINGS, *SilencesScreen.BINDINGS, *SilenceScreen.BINDINGS]),
         ("Search (F2)", SearchScreen.BINDINGS),
         ("Log entry", DetailScreen.BINDINGS),
+        ("Around an entry (s on an entry)", ContextScreen.BINDINGS),
     ]
 
 

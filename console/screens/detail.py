@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.highlight import highlight
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
@@ -22,7 +23,8 @@ def log_json(log: Log) -> str:
 
 
 class DetailScreen(ModalScreen[None]):
-    """The JSON of a log entry; `c` copies it (OSC 52 works over SSH)."""
+    """The JSON of a log entry; `c` copies it (OSC 52 works over SSH), `s` asks for the
+    logs around it (the app opens them: it holds the observer)."""
 
     DEFAULT_CSS = """
     DetailScreen {
@@ -42,7 +44,21 @@ class DetailScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "Close", id="detail.close"),
         Binding("c", "copy", "Copy JSON", id="detail.copy"),
+        Binding(
+            "s",
+            "surrounding",
+            "Around it",
+            id="detail.context",
+            tooltip="The node's logs just before and after this one, from the store",
+        ),
     ]
+
+    class ContextWanted(Message):
+        """The user asked for the logs around `log`."""
+
+        def __init__(self, log: Log) -> None:
+            super().__init__()
+            self.log = log
 
     def __init__(self, log: Log) -> None:
         super().__init__()
@@ -58,7 +74,10 @@ class DetailScreen(ModalScreen[None]):
             frame.border_title = f"{self._log.log_level} · {self._log.log_id}"
             with VerticalScroll(id="detail-json"):
                 yield Static(highlight(self._json, language="json"))
-            yield Label("c copy JSON · Esc close", id="detail-hint")
+            yield Label("c copy JSON · s the logs around it · Esc close", id="detail-hint")
+
+    def action_surrounding(self) -> None:
+        self.post_message(self.ContextWanted(self._log))
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self._json)

@@ -91,7 +91,7 @@ def test_keys_a_terminal_sends_are_accepted(key: str) -> None:
         (
             '[keys]\n"feed.pause" = "q"\n',
             "keys.toml:2: feed.pause: key 'q' is reserved for quitting and closing: only "
-            "alert_detail.close, app.quit, detail.close may have it",
+            "alert_detail.close, app.quit, context.close, detail.close may have it",
         ),
         (
             '[keys]\n\n"alerts.ack" = "1"\n',
