@@ -30,6 +30,7 @@ from console.screens.alert_detail import AlertDetailScreen
 from console.screens.context import ContextScreen
 from console.screens.detail import DetailScreen
 from console.screens.help import Section
+from console.screens.main import PANE_BINDINGS, SILENCE_BINDINGS
 from console.screens.note import NoteScreen
 from console.screens.silence import SilenceScreen
 from console.screens.silences import SilencesScreen
@@ -313,12 +314,13 @@ def help_sections() -> list[Section]:
     """Every binding of the console by where it works: the help screen and the keymap's ids."""
     return [
         ("Everywhere", [*LogdeckApp.BINDINGS, *_PALETTE_BINDINGS]),
+        ("Panes", PANE_BINDINGS),
         ("Log feed", [*LogView.BINDINGS, *LogFeed.BINDINGS]),
         ("Nodes", NodeTable.BINDINGS),
         ("Alerts", [*AlertQueue.BINDINGS, _ALERT_DETAIL_BINDING]),
         ("Alert (Enter on an alert)", AlertDetailScreen.BINDINGS),
         ("Note", NoteScreen.BINDINGS),
-        ("Silences", [*MainScreen.BINDINGS, *SilencesScreen.BINDINGS, *SilenceScreen.BINDINGS]),
+        ("Silences", [*SILENCE_BINDINGS, *SilencesScreen.BINDINGS, *SilenceScreen.BINDINGS]),
         ("Search (F2)", SearchScreen.BINDINGS),
         ("Log entry", DetailScreen.BINDINGS),
         ("Around an entry (s on an entry)", ContextScreen.BINDINGS),

@@ -7,6 +7,10 @@ the others; then the newest `first_seen` first. A repeat changes only count and 
 so its row stays put; the cursor stays on its alert whatever moves. Resolved alerts leave
 the queue. CRITICAL alerts that were not there before ring the bell, show one notice that
 counts them (see `CriticalNotice`) and a badge in the pane's title.
+
+The columns fit the pane's width (`fit_columns`): severity, state, summary and count
+always, node and last seen where there is room, and the summary takes what is left, so
+an 80-column terminal still shows what each alert is and how often it fired.
 """
 
 from __future__ import annotations
@@ -26,25 +30,25 @@ from textual.widgets import DataTable
 from backend.schemas import Alert, AlertKind, AlertState, Severity
 from widgets.cells import Cell, theme_style
 from widgets.critical_notice import CriticalNotice
-from widgets.formatting import day_time, log_time, parse_time
+from widgets.formatting import compact_count, day_time, log_time, parse_time
 
 AlertAction = Literal["acknowledge", "acknowledge_noted", "unacknowledge", "resolve", "annotate"]
 """What can be done to an alert; `acknowledge_noted` and `annotate` ask for a note first."""
 
-COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("severity", "Sev", 4),
-    ("state", "State", 5),
-    ("summary", "Summary", None),
-    ("count", "#", 4),
-    ("last", "Last", 8),
-    ("where", "Where", None),
-)
+Column = tuple[str, str, int]
+"""A column's key, label and width in cells (without the table's padding)."""
+_LEADING: tuple[Column, ...] = (("severity", "Sev", 4), ("state", "State", 5))
+_COUNT: Column = ("count", "#", 5)
+_OPTIONAL: tuple[Column, ...] = (("where", "Where", 12), ("last", "Last", 8))
+"""Shown where the summary keeps `SUMMARY_MIN` cells beside them; the last goes first."""
+SUMMARY_MIN = 16
+_PADDING = 1
+"""DataTable's cell padding, on each side of every column."""
 _SEVERITY = {
     Severity.CRITICAL: ("CRIT", "text-error"),
     Severity.ERROR: ("ERR", "text-warning"),
     Severity.WARNING: ("WARN", "text-secondary"),
 }
-_SUMMARY_LIMIT = 80
 _STATE_ORDER = {AlertState.OPEN: 0, AlertState.ACKED: 1, AlertState.RESOLVED: 2}
 _NODE_KINDS = frozenset({AlertKind.NODE_DOWN, AlertKind.FLAPPING})
 QUIET_TAGS = {"silenced": "MUTED", "maintenance": "MAINT", "inhibited": "INHIB"}
@@ -110,6 +114,7 @@ class AlertQueue(DataTable[Text]):
         self._quiet: dict[str, str] = {}
         self._primed = False
         self._notice = CriticalNotice()
+        self._columns: tuple[Column, ...] = ()
 
     def on_focus(self) -> None:
         """The cursor shows only in the pane being used, so colours elsewhere stay true."""
@@ -119,10 +124,29 @@ class AlertQueue(DataTable[Text]):
         self.show_cursor = False
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, width=width, key=key)
+        self._fit()
         self.app.theme_changed_signal.subscribe(self, self._restyle)
         self._retitle()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Lay the columns out for the pane's width (the scrollbar's kept free, so rows
+        that come later never push a column off); rebuilt only when that changes."""
+        columns = fit_columns(self.size.width - self.styles.scrollbar_size_vertical)
+        if columns == self._columns:
+            return
+        anchor = self._anchor()
+        self.clear(columns=True)
+        self._columns = columns
+        for key, label, width in columns:
+            self.add_column(
+                Text(label, justify="right") if key == "count" else label, width=width, key=key
+            )
+        for alert in self._alerts.values():
+            self._place(alert)
+        self._sort(anchor)
 
     @property
     def alerts(self) -> dict[str, Alert]:
@@ -180,12 +204,12 @@ class AlertQueue(DataTable[Text]):
             return
         cells = self._cells(alert)
         if not present:
-            self.add_row(*cells, key=key)
+            self.add_row(*(cells[column] for column, _, _ in self._columns), key=key)
             return
-        for (column, _, _), cell in zip(COLUMNS, cells, strict=True):
-            self.update_cell(key, column, cell)
+        for column, _, _ in self._columns:
+            self.update_cell(key, column, cells[column])
 
-    def _cells(self, alert: Alert) -> list[Text]:
+    def _cells(self, alert: Alert) -> dict[str, Text]:
         label, variable = _SEVERITY[alert.severity]
         acked = alert.state is AlertState.ACKED
         quiet = self._quiet.get(alert.alert_id)
@@ -194,21 +218,21 @@ class AlertQueue(DataTable[Text]):
         state = "ACKED" if acked else alert.state.value
         if quiet is not None:
             state = QUIET_TAGS.get(quiet, quiet)
-        return [
-            severity,
-            Text(state, style=muted),
-            Text(alert.summary[:_SUMMARY_LIMIT], style=muted),
-            Text(str(alert.count), style=muted, justify="right"),
-            Text(self._when(alert.last_seen), style=muted),
-            Text(alert.node_id or alert.service_name or "—", style=muted),
-        ]
+        return {
+            "severity": severity,
+            "state": Text(state, style=muted),
+            "summary": Cell(alert.summary, muted),
+            "count": Text(compact_count(alert.count), style=muted, justify="right"),
+            "where": Cell(alert.node_id or alert.service_name or "—", muted),
+            "last": Text(self._when(alert.last_seen), style=muted),
+        }
 
     def _when(self, timestamp: str) -> str:
-        """Time of day for today's alerts, with the date for older ones."""
+        """Time of day for today's alerts, the day (`11-23`) for older ones."""
         seen = parse_time(timestamp)
         if seen is not None and seen.date() == self._clock().date():
             return log_time(timestamp)[:8]
-        return day_time(timestamp)
+        return day_time(timestamp)[:5]
 
     def _anchor(self) -> tuple[str | None, int]:
         """The alert under the cursor and its row, taken before rows change."""
@@ -281,6 +305,21 @@ class AlertQueue(DataTable[Text]):
     def _restyle(self, theme: Theme) -> None:
         for alert in self._alerts.values():
             self._place(alert)
+
+
+def fit_columns(width: int) -> tuple[Column, ...]:
+    """The columns for a table `width` cells wide: severity, state, summary and count
+    always, then node and last seen while the summary keeps `SUMMARY_MIN` cells; the
+    summary takes the width that is left."""
+    used = sum(size + 2 * _PADDING for _, _, size in (*_LEADING, _COUNT)) + 2 * _PADDING
+    optional: list[Column] = []
+    for column in _OPTIONAL:
+        if width - used - (column[2] + 2 * _PADDING) < SUMMARY_MIN:
+            break
+        optional.append(column)
+        used += column[2] + 2 * _PADDING
+    summary: Column = ("summary", "Summary", max(len("Summary"), width - used))
+    return (*_LEADING, summary, _COUNT, *optional)
 
 
 def _order(alert: Alert) -> tuple[int, int, bool, float, str]:

@@ -1,10 +1,11 @@
 """The log feed pane: the live tail, its filters, and the paused indicator.
 
 It keeps two bounded buffers: the ring of every recent entry, and the view of entries
-that pass the filter. New entries are filtered as they arrive; a new filter re-filters
-the ring at once, on the event loop: 10,000 entries take a few milliseconds, where a
-worker thread competing with the live feed for the GIL took a hundred and more under
-load, and nothing can arrive in between, so no entry is lost or shown twice.
+that pass the filter, both in timestamp order (logs of several nodes arrive out of it,
+and a late one goes to its place). New entries are filtered as they arrive; a new filter
+re-filters the ring at once, on the event loop: 10,000 entries take a few milliseconds,
+where a worker thread competing with the live feed for the GIL took a hundred and more
+under load, and nothing can arrive in between, so no entry is lost or shown twice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from widgets.names import KnownNames
 from widgets.prompt import FilterPrompt
 from widgets.ring import Ring
 from widgets.suggest import NamesSuggester
+from widgets.time_order import time_key
 from widgets.timerange import TimeRangeError, parse_moment
 
 DEFAULT_CAPACITY = 10_000
@@ -36,6 +38,9 @@ DEFAULT_CAPACITY = 10_000
 
 class LogFeed(Vertical):
     """Live logs with level, service/node and text filters."""
+
+    ALLOW_MAXIMIZE = True
+    """Maximising the rows (the focused view) takes the whole pane: title, paused bar, prompt."""
 
     DEFAULT_CSS = """
     LogFeed {
@@ -127,9 +132,10 @@ class LogFeed(Vertical):
         return self._ring
 
     def add_logs(self, logs: list[Log], refused: int = 0) -> None:
-        """Take a batch: keep it in the ring and show what passes the filter."""
+        """Take a batch: keep it in the ring and show what passes the filter, both in
+        the order the entries were logged, whatever order they arrived in."""
         self._refused += refused
-        self._ring.extend(logs)
+        self._ring.merge(logs, time_key)
         self._view.append(self.filter.select(logs))
         self._show_state()
 

@@ -2,12 +2,15 @@
 
 Built like toolong's view rather than on `Log`: entries stay typed (the detail screen
 needs every field), each visible row is formatted on demand and cached, and there is a
-cursor to pick an entry. Following is a reactive: scrolling or moving up pauses it, new
-entries are then counted instead of scrolled to, and End resumes.
+cursor to pick an entry. Entries are kept in timestamp order: a late one is put in its
+place, and while paused the view moves with it so the rows on screen stay put. Following is
+a reactive: scrolling or moving up pauses it, new entries are then counted instead of
+scrolled to, and End resumes.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime
 from typing import ClassVar
 
@@ -26,16 +29,30 @@ from textual.strip import Strip
 from backend.schemas import Level, Log
 from widgets.formatting import log_time, parse_time
 from widgets.ring import Ring
+from widgets.time_order import time_key
 
 _CONTROL = {code: "�" for code in range(32)} | {ord("\t"): " ", ord("\n"): "⏎"}
 _NAME_WIDTH_LIMIT = 18
 COMPACT_BELOW = 100
-"""Narrower than this, rows drop the service column and the milliseconds."""
+"""Narrower than this, rows drop the milliseconds."""
 
 
 def _clean(text: str, limit: int) -> str:
     """At most `limit` characters with control characters made visible and harmless."""
     return text[:limit].translate(_CONTROL)
+
+
+def _column(text: str, width: int) -> str:
+    """`text` in a column `width` characters wide, cut with `…` if it is longer."""
+    if len(text) > width:
+        return _clean(text, width - 1) + "…"
+    return _clean(text, width).ljust(width)
+
+
+def name_limit(width: int) -> int:
+    """How wide the node and the service columns may grow in rows `width` cells wide:
+    a seventh of it each, between 6 and 18, so the message keeps most of a narrow row."""
+    return max(6, min(_NAME_WIDTH_LIMIT, width // 7))
 
 
 def message_text(log: Log) -> str:
@@ -133,18 +150,28 @@ class LogView(ScrollView, can_focus=True):
         return self._entries[index]
 
     def append(self, logs: list[Log]) -> None:
-        """Add entries that passed the filter, keeping the reader's place while paused."""
+        """Add entries that passed the filter in their place by time, keeping the reader's
+        place while paused: the entry under the cursor stays in its row on screen."""
         if not logs:
             return
         self._fit_columns(logs)
-        evicted = self._entries.extend(logs)
+        batch = sorted(logs, key=time_key)
+        entries = self._entries
+        late = bool(entries) and time_key(batch[0]) < time_key(entries[-1])
+        anchor = None if self.follow else self._anchor()
+        above = 0
+        if late and anchor is not None:
+            above = bisect_left(batch, time_key(entries[anchor]), key=time_key)
+        evicted = entries.merge(batch, time_key)
+        if late:
+            self._cache.clear()  # rows after the first late entry moved down
         self._resize()
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         else:
             self.unseen += len(logs)
-            if evicted:
-                self._shift_back(evicted)
+            if above != evicted:
+                self._shift(above - evicted)
         self.refresh()
 
     def replace(self, logs: list[Log]) -> None:
@@ -197,12 +224,21 @@ class LogView(ScrollView, can_focus=True):
             self._node_width, self._service_width = node, service
             self._cache.clear()
 
-    def _shift_back(self, count: int) -> None:
-        """Entries left at the top: move the view and cursor so the same rows stay put."""
+    def _anchor(self) -> int | None:
+        """The row a paused reader holds on to: the cursor's, else the top one on screen."""
+        if not self._entries:
+            return None
+        if self._cursor is not None:
+            return self._cursor
+        return min(self.scroll_offset.y, len(self._entries) - 1)
+
+    def _shift(self, rows: int) -> None:
+        """Entries came in above the reader's row (`rows` > 0) or left at the top (< 0):
+        move the view and cursor with it, so the rows on screen stay put."""
         self._cache.clear()
         if self._cursor is not None:
-            self._cursor = max(0, self._cursor - count)
-        self.scroll_to(y=max(0, self.scroll_offset.y - count), animate=False, immediate=True)
+            self._cursor = max(0, self._cursor + rows)
+        self.scroll_to(y=max(0, self.scroll_offset.y + rows), animate=False, immediate=True)
 
     # Following and the cursor
 
@@ -215,6 +251,14 @@ class LogView(ScrollView, can_focus=True):
             self._cursor = len(self._entries) - 1
         self._cache.clear()
         self.refresh()
+
+    def on_resize(self) -> None:
+        """A pane that grew or shrank (a banner, a maximised pane restored) still shows the
+        newest entry while following, and the cursor's while paused."""
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self._show_cursor()
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
@@ -344,20 +388,18 @@ class LogView(ScrollView, can_focus=True):
         message_style = (
             self._style("error-message") if level in (Level.ERROR, Level.FATAL) else Style()
         )
-        compact = width < COMPACT_BELOW
-        node = _clean(log.node_id, self._node_width).ljust(self._node_width)
+        limit = name_limit(width)
         parts = [
-            (log_time(log.timestamp)[: 8 if compact else 12], self._style("time")),
+            (log_time(log.timestamp)[: 8 if width < COMPACT_BELOW else 12], self._style("time")),
             (" ", Style()),
             (f"{level:<5}", level_style),
             (" ", Style()),
-            (node, self._style("node")),
+            (_column(log.node_id, min(self._node_width, limit)), self._style("node")),
             (" ", Style()),
+            (_column(log.service_name, min(self._service_width, limit)), self._style("service")),
+            (" ", Style()),
+            (_clean(message_text(log), width * 2), message_style),
         ]
-        if not compact:
-            service = _clean(log.service_name, self._service_width)
-            parts += [(service.ljust(self._service_width), self._style("service")), (" ", Style())]
-        parts.append((_clean(message_text(log), width * 2), message_style))
         cursor = self._style("cursor") if selected else Style()
         segments = [Segment(text, base + style + cursor) for text, style in parts]
         return Strip(segments).crop_extend(0, width, base + cursor)

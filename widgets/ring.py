@@ -2,16 +2,25 @@
 
 The log feed keeps the last N entries whatever the rate: memory stays flat and the
 dropped counter tells the user how much scrolled out, instead of the UI freezing.
-Every item gets a sequence number, which names a row in caches and counts what arrived.
+Every item gets a sequence number, which counts what arrived and, while items are only
+appended, names a row in caches.
+
+Items may also be kept in the order of a key (`merge`): a batch whose items all sort at or
+after the newest held is appended, the usual case, at the cost of one comparison; one that
+holds a late item is merged into the tail from where that item belongs, so only the items
+after it move.
 """
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+Key = Callable[[T], Any]
 
 
 class Ring(Generic[T]):
@@ -55,9 +64,26 @@ class Ring(Generic[T]):
     def extend(self, items: Iterable[T]) -> int:
         """Append `items`; return how many old items this evicted."""
         batch = list(items)
+        return self._put(batch, arrived=len(batch))
+
+    def merge(self, items: Iterable[T], key: Key[T]) -> int:
+        """Put `items` in their place by `key` among items already in that order, after
+        any that sort equal; return how many of the oldest this evicted."""
+        batch = sorted(items, key=key)
+        if not batch:
+            return 0
+        held = self._items
+        if not held or key(held[-1]) <= key(batch[0]):
+            return self.extend(batch)
+        start = bisect_right(held, key(batch[0]), key=key)
+        moved = [held.pop() for _ in range(len(held) - start)]
+        moved.reverse()
+        return self._put(list(heapq.merge(moved, batch, key=key)), arrived=len(batch))
+
+    def _put(self, batch: list[T], *, arrived: int) -> int:
         evicted = max(0, len(self._items) + len(batch) - self.capacity)
         self._items.extend(batch)
-        self._end += len(batch)
+        self._end += arrived
         self._dropped += evicted
         return evicted
 

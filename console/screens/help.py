@@ -37,6 +37,7 @@ def key_rows(
 KEY_NAMES = {
     "slash": "/",
     "question_mark": "?",
+    "plus": "+",
     "space": "space",
     "escape": "esc",
     "pageup": "PgUp",

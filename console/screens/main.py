@@ -16,7 +16,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -55,43 +55,70 @@ def current_user() -> str:
         return "unknown"
 
 
+SILENCE_BINDINGS: list[BindingType] = [
+    Binding(
+        "z",
+        "silence_alert",
+        "Silence",
+        id="alerts.silence",
+        show=False,
+        tooltip="Silence the selected alert (matchers pre-filled, editable)",
+    ),
+    Binding(
+        "M",
+        "maintenance",
+        "Maintenance",
+        id="nodes.maintenance",
+        show=False,
+        tooltip="Put the highlighted node in maintenance for a while (no NODE_DOWN)",
+    ),
+    Binding(
+        "delete",
+        "forget_node",
+        "Forget",
+        id="nodes.forget",
+        show=False,
+        tooltip="Forget the highlighted DOWN node: the monitor drops it from the registry",
+    ),
+    Binding(
+        "S",
+        "silences",
+        "Silences",
+        id="app.silences",
+        show=False,
+        tooltip="List the silences; expire one",
+    ),
+]
+"""Silencing an alert, a node's maintenance and forgetting it, and the silences list."""
+
+
+PANE_BINDINGS: list[BindingType] = [
+    Binding(
+        "plus",
+        "toggle_maximize",
+        "Zoom",
+        id="main.maximize",
+        tooltip="Maximise the focused pane to the whole screen, or restore it",
+    ),
+    Binding(
+        "escape",
+        "minimize",
+        "Restore",
+        id="main.restore",
+        show=False,
+        tooltip="Restore the maximised pane",
+    ),
+]
+"""Maximising a pane, for small terminals. Escape restores only when nothing under it
+takes Escape: a prompt open in the maximised feed closes first."""
+
+
 class MainScreen(Screen[None]):
     """Nodes, alerts and the live feed, with the health header and key footer."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "z",
-            "silence_alert",
-            "Silence",
-            id="alerts.silence",
-            show=False,
-            tooltip="Silence the selected alert (matchers pre-filled, editable)",
-        ),
-        Binding(
-            "M",
-            "maintenance",
-            "Maintenance",
-            id="nodes.maintenance",
-            show=False,
-            tooltip="Put the highlighted node in maintenance for a while (no NODE_DOWN)",
-        ),
-        Binding(
-            "delete",
-            "forget_node",
-            "Forget",
-            id="nodes.forget",
-            show=False,
-            tooltip="Forget the highlighted DOWN node: the monitor drops it from the registry",
-        ),
-        Binding(
-            "S",
-            "silences",
-            "Silences",
-            id="app.silences",
-            show=False,
-            tooltip="List the silences; expire one",
-        ),
-    ]
+    ALLOW_IN_MAXIMIZED_VIEW = "#header, Footer"
+    ESCAPE_TO_MINIMIZE = False  # the `main.restore` binding does it, after the prompts
+    BINDINGS: ClassVar[list[BindingType]] = [*SILENCE_BINDINGS, *PANE_BINDINGS]
 
     def __init__(
         self,
@@ -110,9 +137,21 @@ class MainScreen(Screen[None]):
         self._capacity = capacity
         self._quiet = Quiet()
 
+    def action_toggle_maximize(self) -> None:
+        """Maximise the pane that has the focus (the whole feed for its rows), or restore it."""
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is not None:
+            self.maximize(self.focused)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape restores a maximised pane, and is left alone otherwise."""
+        return not (action == "minimize" and self.maximized is None)
+
     def compose(self) -> ComposeResult:
-        yield HealthBar()
-        yield TroubleBanner()
+        with Vertical(id="header"):
+            yield HealthBar()
+            yield TroubleBanner()
         with Horizontal(id="top"):
             yield NodeTable(clock=self._clock, id="nodes")
             yield AlertQueue(clock=self._clock, read_only=self._read_only, id="alerts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from textual.events import MouseScrollUp
 from textual.widgets import Input, Label, Static
@@ -14,6 +15,7 @@ from tests.console.fake_observer import (
     FakeObserver,
     make_app,
     make_log,
+    pane_lines,
     sample_logs,
     sample_nodes,
     settle,
@@ -193,11 +195,13 @@ async def test_space_pauses_counts_new_lines_and_end_resumes() -> None:
         await settle(pilot)
         feed = app.main.feed
         view = feed.view
-        top = view.scroll_offset.y
 
         await pilot.press("space")
         assert not view.follow
-        observer.push_logs(sample_logs(25))
+        top = view.scroll_offset.y
+        # the paused bar took a row: the entry under the cursor, the newest, is still shown
+        assert pane_lines(app, view)[-1].startswith("10:16:00.000")
+        observer.push_logs(sample_logs(25, end=NOW + timedelta(minutes=2)))
         await settle(pilot)
         paused = feed.query_one("#paused", Static)
         assert paused.display

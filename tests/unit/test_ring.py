@@ -44,3 +44,39 @@ def test_drain_empties_but_keeps_counting() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Ring(0)
+
+
+def _first(pair: tuple[int, str]) -> int:
+    return pair[0]
+
+
+def test_merge_appends_a_batch_that_comes_after_everything_held() -> None:
+    ring: Ring[int] = Ring(5)
+    assert ring.merge([3, 1, 2], int) == 0
+    assert ring.merge([3, 4], int) == 0
+    assert list(ring) == [1, 2, 3, 3, 4]
+    assert ring.first_seq == 0 and ring.end_seq == 5
+
+
+def test_merge_puts_late_items_in_their_place_after_equal_ones() -> None:
+    ring: Ring[tuple[int, str]] = Ring(10)
+    ring.extend([(1, "a"), (3, "b"), (5, "c"), (7, "d")])
+    assert ring.merge([(8, "new"), (3, "late"), (6, "late")], _first) == 0
+    assert list(ring) == [
+        (1, "a"),
+        (3, "b"),
+        (3, "late"),
+        (5, "c"),
+        (6, "late"),
+        (7, "d"),
+        (8, "new"),
+    ]
+    assert ring.end_seq == 7 and ring.dropped == 0
+
+
+def test_merge_into_a_full_ring_drops_the_oldest_even_a_late_one() -> None:
+    ring: Ring[int] = Ring(3)
+    ring.extend([5, 6, 7])
+    assert ring.merge([1, 8], int) == 2
+    assert list(ring) == [6, 7, 8]
+    assert ring.dropped == 2 and ring.end_seq == 5
