@@ -2,7 +2,8 @@
 
 The app owns the observer: it starts it, follows its three feeds in workers (reopening
 them with backoff when they fail), and every 100 ms flushes what arrived to the main
-screen as one message per kind. Health and the count of dead letters waiting for a
+screen as one message per kind. The feed starts with the store's last minutes, joined to
+the live tail (`console.history`). Health and the count of dead letters waiting for a
 replay are polled once a second into reactive state that each screen's header shows.
 Screens and widgets never touch the backend except through the observer handed to them.
 """
@@ -24,6 +25,15 @@ from textual.screen import Screen
 
 from backend.observe.base import Observer, ServiceHealth
 from backend.schemas import Alert, Level, Log, NodeEntry, RetiredNode, Silence
+from backend.store.query import SearchResult
+from console.history import (
+    HISTORY,
+    HISTORY_QUIET_TRIES,
+    HISTORY_RETRIES,
+    HISTORY_RETRY_S,
+    HistoryJoin,
+    history_query,
+)
 from console.key_order import KeyOrder
 from console.screens import HelpScreen, MainScreen, SearchScreen
 from console.screens.alert_detail import AlertDetailScreen
@@ -38,7 +48,13 @@ from widgets.alert_queue import AlertQueue
 from widgets.feeds import Backoff, FeedState, Follower
 from widgets.log_feed import DEFAULT_CAPACITY, LogFeed
 from widgets.log_view import LogView
-from widgets.messages import AlertsChanged, LogsArrived, NodesChanged, SilencesChanged
+from widgets.messages import (
+    AlertsChanged,
+    HistoryNote,
+    LogsArrived,
+    NodesChanged,
+    SilencesChanged,
+)
 from widgets.names import KnownNames
 from widgets.node_table import NodeTable
 from widgets.rates import RateHistory
@@ -86,6 +102,7 @@ class LogdeckApp(App[None]):
         flush_interval: float = 0.1,
         backoff: Backoff = DEFAULT_BACKOFF,
         keymap: Mapping[str, str] | None = None,
+        history: int = HISTORY,
     ) -> None:
         super().__init__()
         self._key_order = KeyOrder(self, super().on_event)
@@ -100,6 +117,10 @@ class LogdeckApp(App[None]):
         self._backoff = backoff
         self._pending_logs: Ring[Log] = Ring(capacity)
         self._reported_drops = 0
+        self._history_limit = history
+        self._history = HistoryJoin()
+        self._history_asked = False
+        self._holding_logs = False
         self._pending_nodes: dict[str, NodeEntry | RetiredNode] = {}
         self._pending_alerts: dict[str, Alert] = {}
         self._pending_silences: dict[str, Silence] = {}
@@ -172,7 +193,30 @@ class LogdeckApp(App[None]):
         self.run_worker(follower.run(), name=name, group="feeds", exit_on_error=False)
 
     def _take_logs(self, batch: list[Log], first: bool) -> None:
+        """Hold the live logs back from the tail's start until the history joined them."""
+        if first and self._history_limit and not self._history_asked:
+            self._history_asked = self._holding_logs = True
+            self.run_worker(self._load_history(), name="history", group="history")
         self._pending_logs.extend(batch)
+
+    async def _load_history(self) -> None:
+        """The store's newest logs, then the live ones held meanwhile, in one batch."""
+        self.main.post_message(HistoryNote("loading earlier logs from the store…"))
+        try:
+            result = await self._search_history()
+        except Exception as error:  # the live tail goes on without the history
+            self._holding_logs = False
+            self.main.post_message(HistoryNote("no history: the store is down"))
+            self.notify(
+                f"earlier logs could not be read from the store ({error}); the live tail goes on",
+                title="History",
+                severity="warning",
+            )
+            return
+        self._holding_logs = False
+        count = len(result.logs)
+        self._deliver_logs(self._history.join(result.logs, self._pending_logs.drain()), count)
+        self.main.post_message(HistoryNote(f"{count:,} earlier logs from the store"))
 
     def _take_nodes(self, batch: list[NodeEntry | RetiredNode], first: bool) -> None:
         for entry in batch:
@@ -196,15 +240,8 @@ class LogdeckApp(App[None]):
 
     def flush(self) -> None:
         """Hand everything that arrived since the last flush to the main screen."""
-        now = self.clock()
-        if self._pending_logs:
-            logs = self._pending_logs.drain()
-            dropped = self._pending_logs.dropped - self._reported_drops
-            self._reported_drops = self._pending_logs.dropped
-            self.names.learn_logs(logs)
-            self._rates.add(len(logs), now)
-            self.rate_series = tuple(self._rates.series(now))
-            self.main.post_message(LogsArrived(logs, dropped))
+        if self._pending_logs and not self._holding_logs:
+            self._deliver_logs(self._history.fresh(self._pending_logs.drain()))
         if self._pending_nodes:
             entries = list(self._pending_nodes.values())
             self._pending_nodes.clear()
@@ -221,6 +258,35 @@ class LogdeckApp(App[None]):
             silences = list(self._pending_silences.values())
             self._pending_silences.clear()
             self.main.post_message(SilencesChanged(silences))
+
+    async def _search_history(self) -> SearchResult:
+        """The store's newest logs, asked again (a bounded number of times) until the answer
+        holds one of the logs the tail brought: the store is searchable only some time after
+        it is written to (Elasticsearch refreshes every second, the indexer batches), so
+        logs sent just before the tail started may be in neither yet. A quiet tail is given
+        `HISTORY_QUIET_TRIES` answers' time to bring something."""
+        result = await self.observer.search(history_query(self.clock(), self._history_limit))
+        for tries in range(1, HISTORY_RETRIES + 1):
+            held = {log.log_id for log in self._pending_logs}
+            if held and not held.isdisjoint(log.log_id for log in result.logs):
+                break
+            if not held and tries > HISTORY_QUIET_TRIES:
+                break
+            await asyncio.sleep(HISTORY_RETRY_S)
+            result = await self.observer.search(history_query(self.clock(), self._history_limit))
+        return result
+
+    def _deliver_logs(self, logs: list[Log], stored: int = 0) -> None:
+        """Post `logs` to the feed with the count of live logs dropped since the last time;
+        `stored` of them came from the store, and are not counted as received now."""
+        now = self.clock()
+        dropped = self._pending_logs.dropped - self._reported_drops
+        self._reported_drops = self._pending_logs.dropped
+        self.names.learn_logs(logs)
+        self._rates.add(len(logs) - stored, now)
+        self.rate_series = tuple(self._rates.series(now))
+        if logs or dropped:
+            self.main.post_message(LogsArrived(logs, dropped, stored))
 
     def poll(self) -> None:
         """Read the observer's health, its dead-letter count, the pipeline's lag and the
@@ -321,7 +387,7 @@ def help_sections() -> list[Section]:
         ("Alert (Enter on an alert)", AlertDetailScreen.BINDINGS),
         ("Note", NoteScreen.BINDINGS),
         ("Silences", [*SILENCE_BINDINGS, *SilencesScreen.BINDINGS, *SilenceScreen.BINDINGS]),
-        ("Search (F2)", SearchScreen.BINDINGS),
+        ("Search (F2)", SearchScreen.ALL_BINDINGS),
         ("Log entry", DetailScreen.BINDINGS),
         ("Around an entry (s on an entry)", ContextScreen.BINDINGS),
     ]

@@ -58,10 +58,10 @@ def add_deadletter(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _since(text: str) -> datetime | None:
-    from widgets.timerange import TimeRangeError, parse_since
+    from widgets.timerange import TimeRangeError, parse_moment
 
     try:
-        return parse_since(text, datetime.now(UTC))
+        return parse_moment(text, datetime.now(UTC))
     except TimeRangeError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -111,6 +111,7 @@ class LogFeed(Vertical):
         self._names = names
         self._ring: Ring[Log] = Ring(capacity)
         self._refused = 0
+        self._history = ""
         self._view = LogView(capacity, id="log-view")
 
     def compose(self) -> ComposeResult:
@@ -121,6 +122,7 @@ class LogFeed(Vertical):
     def on_mount(self) -> None:
         self.watch(self._view, "follow", self._show_state)
         self.watch(self._view, "unseen", self._show_state)
+        self.watch(self._view, "skipped", self._show_state)
         self._show_state()
 
     @property
@@ -135,8 +137,14 @@ class LogFeed(Vertical):
         """Take a batch: keep it in the ring and show what passes the filter, both in
         the order the entries were logged, whatever order they arrived in."""
         self._refused += refused
+        self._view.skip(refused)
         self._ring.merge(logs, time_key)
         self._view.append(self.filter.select(logs))
+        self._show_state()
+
+    def show_history(self, state: str) -> None:
+        """Say in the subtitle how the history from the store came (or did not)."""
+        self._history = state
         self._show_state()
 
     # Filters
@@ -256,13 +264,18 @@ class LogFeed(Vertical):
         self.border_title = f"Logs {state}"
         parts = [f"filter: {self.filter.describe()}"] if self.filter.active else []
         parts.append(f"{compact_count(len(view.entries))} shown")
+        if self._history:
+            parts.append(self._history)
         dropped = self._ring.dropped + self._refused
         if dropped:
             parts.append(f"{compact_count(dropped)} dropped")
         self.border_subtitle = " · ".join(parts)
         if not view.follow:
             new = f"+{view.unseen:,} new lines" if view.unseen else "no new lines"
-            self.query_one("#paused", Static).update(f"‖ Paused · {new} · End or Space to follow")
+            skipped = f" · {view.skipped:,} skipped" if view.skipped else ""
+            self.query_one("#paused", Static).update(
+                f"‖ Paused · {new}{skipped} · End or Space to follow"
+            )
 
 
 def _check_text(value: str) -> str | None:

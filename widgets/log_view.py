@@ -5,7 +5,9 @@ needs every field), each visible row is formatted on demand and cached, and ther
 cursor to pick an entry. Entries are kept in timestamp order: a late one is put in its
 place, and while paused the view moves with it so the rows on screen stay put. Following is
 a reactive: scrolling or moving up pauses it, new entries are then counted instead of
-scrolled to, and End resumes.
+scrolled to, and End resumes. A paused reader's entries are never dropped: the view grows
+(up to ten times its capacity) rather than lose the row being read or any after it, and
+the newest entries that still do not fit are skipped and counted.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ _CONTROL = {code: "ï¿½" for code in range(32)} | {ord("\t"): " ", ord("\n"): "â
 _NAME_WIDTH_LIMIT = 18
 COMPACT_BELOW = 100
 """Narrower than this, rows drop the milliseconds."""
+PAUSED_CAPACITY_FACTOR = 10
+"""While paused the view holds up to this many times its capacity: everything from the
+reader's row on is kept until then, and only what is past it is skipped (and counted)."""
 
 
 def _clean(text: str, limit: int) -> str:
@@ -121,6 +126,8 @@ class LogView(ScrollView, can_focus=True):
     """Whether new entries scroll into view; False while the user reads back."""
     unseen: reactive[int] = reactive(0)
     """Entries that arrived since following paused."""
+    skipped: reactive[int] = reactive(0)
+    """Entries that arrived since following paused and could not be kept."""
 
     class EntryChosen(Message):
         """The user asked to see an entry in full."""
@@ -131,6 +138,7 @@ class LogView(ScrollView, can_focus=True):
 
     def __init__(self, capacity: int, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._capacity = capacity
         self._entries: Ring[Log] = Ring(capacity)
         self._cursor: int | None = None
         self._node_width = 4
@@ -157,8 +165,13 @@ class LogView(ScrollView, can_focus=True):
         self._fit_columns(logs)
         batch = sorted(logs, key=time_key)
         entries = self._entries
-        late = bool(entries) and time_key(batch[0]) < time_key(entries[-1])
         anchor = None if self.follow else self._anchor()
+        if anchor is not None:
+            batch = self._room_for(batch, anchor)
+            if not batch:
+                self.unseen += len(logs)
+                return
+        late = bool(entries) and time_key(batch[0]) < time_key(entries[-1])
         above = 0
         if late and anchor is not None:
             above = bisect_left(batch, time_key(entries[anchor]), key=time_key)
@@ -173,6 +186,22 @@ class LogView(ScrollView, can_focus=True):
             if above != evicted:
                 self._shift(above - evicted)
         self.refresh()
+
+    def _room_for(self, batch: list[Log], anchor: int) -> list[Log]:
+        """What of `batch` (in time order) a paused view can keep: room is made by letting
+        go of entries above the reader's row, never the row itself or any after it; the
+        newest entries that still do not fit are skipped, and counted."""
+        over = len(self._entries) + len(batch) - self._entries.capacity - anchor
+        if over <= 0:
+            return batch
+        skip = min(len(batch), over)
+        self.skipped += skip
+        return batch[: len(batch) - skip]
+
+    def skip(self, count: int) -> None:
+        """Count entries a paused reader will not see: the console could not keep them."""
+        if not self.follow:
+            self.skipped += count
 
     def replace(self, logs: list[Log]) -> None:
         """Show a new set of entries (after the filter changed), keeping the chosen one."""
@@ -246,9 +275,14 @@ class LogView(ScrollView, can_focus=True):
         if follow:
             self._cursor = None
             self.unseen = 0
+            self.skipped = 0
+            self._entries.resize(self._capacity)
+            self._resize()
             self.scroll_end(animate=False, immediate=True, x_axis=False)
-        elif self._cursor is None and self._entries:
-            self._cursor = len(self._entries) - 1
+        else:
+            self._entries.resize(self._capacity * PAUSED_CAPACITY_FACTOR)
+            if self._cursor is None and self._entries:
+                self._cursor = len(self._entries) - 1
         self._cache.clear()
         self.refresh()
 

@@ -14,11 +14,21 @@ from backend.schemas import Alert, Log, NodeEntry, RetiredNode, Silence
 class LogsArrived(Message):
     """Logs received since the last flush, oldest first."""
 
-    def __init__(self, logs: list[Log], dropped: int) -> None:
+    def __init__(self, logs: list[Log], dropped: int, stored: int = 0) -> None:
         super().__init__()
         self.logs = logs
         self.dropped = dropped
         """Logs the console could not keep up with and discarded before showing them."""
+        self.stored = stored
+        """How many of the first logs came from the store (the history), not the tail."""
+
+
+class HistoryNote(Message):
+    """How the feed's history from the store is coming: loading, how many, or why not."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class NodesChanged(Message):

@@ -87,6 +87,16 @@ class Ring(Generic[T]):
         self._dropped += evicted
         return evicted
 
+    def resize(self, capacity: int) -> int:
+        """Hold up to `capacity` items from now on, keeping the newest; return how many of
+        the oldest this evicted. Sequence numbers go on as they were."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        evicted = max(0, len(self._items) - capacity)
+        self._items = deque(self._items, maxlen=capacity)
+        self._dropped += evicted
+        return evicted
+
     def drain(self) -> list[T]:
         """Take every item out, oldest first."""
         items = list(self._items)

@@ -8,7 +8,7 @@ query clauses (backend/store/search_terms.py).
 """
 
 from backend.logfilter.expression import Expression
-from backend.logfilter.parse import ExpressionError, parse_expression
+from backend.logfilter.parse import ExpressionError, parse_expression, split_fields
 from backend.logfilter.terms import Comparison, Field, FieldTerm, Op, Term, TextTerm
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "Term",
     "TextTerm",
     "parse_expression",
+    "split_fields",
 ]

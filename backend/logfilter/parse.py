@@ -53,6 +53,22 @@ def parse_expression(text: str) -> Expression:
     return Expression(tuple(_term(token) for token in _tokens(text)))
 
 
+def split_fields(text: str) -> tuple[Expression, str]:
+    """The field terms and comparisons of `text` (`level:ERROR`, `-node:x`,
+    `response_time_ms>1000`), and the rest as typed: the words, phrases and operators that
+    the console's search box hands to `simple_query_string`. `ExpressionError` if a field
+    term cannot be read, or a quote is not closed."""
+    fields: list[Term] = []
+    words: list[str] = []
+    for token in _tokens(text):
+        first, quoted = token.parts[0]
+        if not quoted and FIELD_START.match(first.removeprefix("-")):
+            fields.append(_term(token))
+        else:
+            words.append(token.raw)
+    return Expression(tuple(fields)), " ".join(words)
+
+
 def _tokens(text: str) -> Iterator[_Token]:
     index, end = 0, len(text)
     while index < end:

@@ -45,7 +45,8 @@ class Observer(Protocol):
         until first read, None for a service that never ran."""
 
     def logs(self) -> AsyncIterator[list[Log]]:
-        """New logs from now on, in batches."""
+        """New logs from now on, in batches; the first batch may be empty, and says the
+        tail has started (what is logged after it will come)."""
 
     def nodes(self) -> AsyncIterator[list[NodeEntry | RetiredNode]]:
         """The whole registry first, then the entries that change and the nodes retired."""

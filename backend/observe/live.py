@@ -149,7 +149,11 @@ class LiveObserver:
     async def _feed(
         self, subscribe: Callable[[], Subscription], decode: Callable[[Incoming], T]
     ) -> AsyncIterator[list[T]]:
-        """Decoded batches of a subscription, forever; records that do not decode are skipped."""
+        """Decoded batches of a subscription, forever; records that do not decode are skipped.
+
+        The first batch is empty and comes as soon as the subscription has started: from
+        then on nothing published is missed, so the console may read the store's history
+        without a gap between it and the tail."""
         backoff = Backoff(maximum=5.0)
         while True:
             subscription = subscribe()
@@ -160,6 +164,7 @@ class LiveObserver:
                 log.debug("feed waiting for the bus: %s", error)
                 await asyncio.sleep(backoff.next_delay())
         try:
+            yield []
             while True:
                 batch: list[T] = []
                 for record in await subscription.poll(_BATCH_RECORDS, _POLL_MS):

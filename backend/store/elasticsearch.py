@@ -25,8 +25,8 @@ from backend.store.base import (
     StoredLog,
     StoreUnavailable,
 )
-from backend.store.query import LogQuery, SearchResult, text_note
-from backend.store.search import build_search, histogram
+from backend.store.query import LogQuery, SearchResult, histogram_interval, text_note
+from backend.store.search import build_search, histogram_buckets
 from backend.store.search_terms import MESSAGE_RAW_CHARS
 
 _encode = msgspec.json.Encoder().encode
@@ -216,7 +216,8 @@ class ElasticsearchStore:
         return await self._bulk(lines, "storing alert and node states")
 
     async def search_logs(self, query: LogQuery) -> SearchResult:
-        body = build_search(query)
+        now = datetime.now(UTC)
+        body = build_search(query, now)
         async with self._errors("searching logs"):
             response = await self._client.search(
                 index=self._indices.logs_pattern,
@@ -229,7 +230,9 @@ class ElasticsearchStore:
         return SearchResult(
             total=int(hits["total"]["value"]),
             logs=logs,
-            histogram=histogram(response.body),
+            buckets=histogram_buckets(
+                response.body, histogram_interval(query.since, query.until, now)
+            ),
             took_ms=float(response.body.get("took", 0)),
             note=text_note(query),
         )

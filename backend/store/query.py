@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -34,14 +35,34 @@ class LogQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class Bucket:
+    """One bar of the hits over time, from `start` up to (not including) `end`, by level:
+    the levels without hits in it are left out."""
+
+    start: datetime
+    end: datetime
+    levels: Mapping[Level, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return sum(self.levels.values())
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult:
-    """One page of hits, newest first, with the hits over time for the whole query."""
+    """One page of hits, newest first, with the hits over time for the whole query: every
+    bar from the first hit's to the last's, as Elasticsearch's `date_histogram` gives them."""
 
     total: int
     logs: list[Log]
-    histogram: list[tuple[datetime, int]] = field(default_factory=list)
+    buckets: list[Bucket] = field(default_factory=list)
     took_ms: float = 0.0
     note: str | None = None  # e.g. that the text was searched literally, and why
+
+    @property
+    def histogram(self) -> list[tuple[datetime, int]]:
+        """The hits of each bar, every level together."""
+        return [(bucket.start, bucket.count) for bucket in self.buckets]
 
 
 def histogram_interval(since: datetime | None, until: datetime | None, now: datetime) -> int:

@@ -3,16 +3,17 @@
 Text goes through `simple_query_string`, which never fails on syntax: `"a phrase"`,
 `-not`, `a | b` and `prefix*` work, anything else is searched as words. A filter
 expression adds its clauses (search_terms.py). The hits over time come from the same
-query in one request, so the histogram always matches the page.
+query in one request, so the histogram always matches the page; each bar counts its hits
+by level (a `terms` aggregation on `log_level` inside the `date_histogram`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from backend.schemas import iso_millis
-from backend.store.query import MAX_TEXT_CHARS, LogQuery, histogram_interval
+from backend.schemas import Level, iso_millis
+from backend.store.query import MAX_TEXT_CHARS, Bucket, LogQuery, histogram_interval
 from backend.store.search_terms import expression_clauses
 
 _TEXT_FIELDS: Final = ["message", "error_details.error_message", "error_details.error_code^2"]
@@ -69,15 +70,23 @@ def build_search(query: LogQuery, now: datetime | None = None) -> dict[str, Any]
                     "field": "timestamp",
                     "fixed_interval": f"{interval}s",
                     "min_doc_count": 0,
-                }
+                },
+                "aggs": {"levels": {"terms": {"field": "log_level", "size": len(Level)}}},
             }
         },
     }
 
 
-def histogram(response: dict[str, Any]) -> list[tuple[datetime, int]]:
-    buckets = response.get("aggregations", {}).get("over_time", {}).get("buckets", [])
-    return [
-        (datetime.fromtimestamp(bucket["key"] / 1000, UTC), int(bucket["doc_count"]))
-        for bucket in buckets
-    ]
+def histogram_buckets(response: dict[str, Any], interval: int) -> list[Bucket]:
+    """The bars of a `build_search` response whose histogram has `interval` seconds a bar."""
+    step = timedelta(seconds=interval)
+    found = response.get("aggregations", {}).get("over_time", {}).get("buckets", [])
+    bars = []
+    for bucket in found:
+        start = datetime.fromtimestamp(bucket["key"] / 1000, UTC)
+        levels = {
+            Level(level["key"]): int(level["doc_count"])
+            for level in bucket.get("levels", {}).get("buckets", [])
+        }
+        bars.append(Bucket(start, start + step, levels))
+    return bars

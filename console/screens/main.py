@@ -34,7 +34,13 @@ from widgets.filters import LogFilter
 from widgets.health_bar import HealthBar, TroubleBanner
 from widgets.log_feed import LogFeed
 from widgets.log_view import LogView
-from widgets.messages import AlertsChanged, LogsArrived, NodesChanged, SilencesChanged
+from widgets.messages import (
+    AlertsChanged,
+    HistoryNote,
+    LogsArrived,
+    NodesChanged,
+    SilencesChanged,
+)
 from widgets.names import KnownNames
 from widgets.node_table import NodeTable
 
@@ -178,7 +184,11 @@ class MainScreen(Screen[None]):
     @on(LogsArrived)
     def _logs_arrived(self, message: LogsArrived) -> None:
         self.feed.add_logs(message.logs, message.dropped)
-        self.nodes.count_logs(message.logs)
+        self.nodes.count_logs(message.logs[message.stored :])
+
+    @on(HistoryNote)
+    def _history_note(self, message: HistoryNote) -> None:
+        self.feed.show_history(message.text)
 
     @on(NodesChanged)
     def _nodes_changed(self, message: NodesChanged) -> None:

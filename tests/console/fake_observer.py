@@ -42,7 +42,7 @@ from backend.schemas import (
     Silence,
     iso_millis,
 )
-from backend.store.query import LogQuery, SearchResult
+from backend.store.query import Bucket, LogQuery, SearchResult, histogram_interval
 from console.app import LogdeckApp
 from widgets.feeds import Backoff
 
@@ -119,7 +119,8 @@ class FakeObserver:
         return dict(self.lag_state)
 
     def logs(self) -> AsyncIterator[list[Log]]:
-        return self._feed("logs", None)
+        """As the real tail: an empty first batch once subscribed, then what is pushed."""
+        return self._feed("logs", [])
 
     def nodes(self) -> AsyncIterator[list[NodeEntry | RetiredNode]]:
         return self._feed("nodes", list(self.registry.values()))
@@ -186,10 +187,11 @@ class FakeObserver:
             reverse=True,
         )
         start = query.page * query.page_size
+        interval = histogram_interval(query.since, query.until, self.clock())
         return SearchResult(
             total=len(hits),
             logs=hits[start : start + query.page_size],
-            histogram=_histogram(hits),
+            buckets=_buckets(hits, timedelta(seconds=interval)),
             took_ms=3.0,
             note=self.search_note,
         )
@@ -275,20 +277,31 @@ def _matches(query: LogQuery, log: Log) -> bool:
         return False
     if query.nodes and log.node_id not in query.nodes:
         return False
+    if not query.expression.matches(log):
+        return False
     moment = datetime.fromisoformat(log.timestamp)
     if query.since is not None and moment < query.since:
         return False
-    return query.until is None or moment < query.until
+    return query.until is None or moment <= query.until
 
 
-def _histogram(hits: list[Log], buckets: int = 30) -> list[tuple[datetime, int]]:
-    if not hits:
+def _buckets(hits: list[Log], width: timedelta) -> list[Bucket]:
+    """Hits by level in bars of `width` from the epoch, first hit's to last's, as the stores."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    counts: Counter[tuple[int, Level]] = Counter(
+        ((datetime.fromisoformat(log.timestamp) - epoch) // width, log.log_level) for log in hits
+    )
+    if not counts:
         return []
-    times = [datetime.fromisoformat(log.timestamp) for log in hits]
-    first, last = min(times), max(times)
-    width = max((last - first) / buckets, timedelta(seconds=1))
-    counts = Counter(min(int((moment - first) / width), buckets - 1) for moment in times)
-    return [(first + width * index, counts.get(index, 0)) for index in range(buckets)]
+    bars = [bar for bar, _ in counts]
+    return [
+        Bucket(
+            epoch + width * bar,
+            epoch + width * (bar + 1),
+            {level: n for (at, level), n in counts.items() if at == bar},
+        )
+        for bar in range(min(bars), max(bars) + 1)
+    ]
 
 
 # Fixed data for tests and snapshots
@@ -447,13 +460,15 @@ def sample_observer(*, stored_logs: bool = True) -> FakeObserver:
 
 
 def make_app(
-    observer: FakeObserver, *, read_only: bool = False, capacity: int = 10_000
+    observer: FakeObserver, *, read_only: bool = False, capacity: int = 10_000, history: int = 0
 ) -> LogdeckApp:
-    """The console on `observer`, on the observer's clock, with quick retries, for tests."""
+    """The console on `observer`, on the observer's clock, with quick retries, for tests;
+    the feed starts empty unless `history` asks for that many stored logs."""
     return LogdeckApp(
         observer,
         read_only=read_only,
         capacity=capacity,
+        history=history,
         clock=observer.clock,
         flush_interval=0.05,
         backoff=Backoff(first=0.01, limit=0.05),

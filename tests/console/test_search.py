@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 from backend.schemas import Level
 from console.screens import DetailScreen, MainScreen, SearchScreen
 from tests.console.fake_observer import NOW, make_app, sample_observer, settle
-from widgets.histogram import HitHistogram
+from widgets.level_histogram import LevelHistogram
 
 SIZE = (120, 40)
 
@@ -183,9 +183,10 @@ async def test_histogram_and_opening_a_result_as_json() -> None:
     app = make_app(observer)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_search(pilot)
-        histogram = screen.query_one(HitHistogram)
-        assert str(histogram.query_one("#hist-start").render()) == "10:11:02"
-        assert "max" in str(histogram.query_one("#hist-max").render())
+        histogram = screen.query_one(LevelHistogram)
+        assert str(histogram.query_one("#hist-start").render()) == "10:11:00"
+        assert str(histogram.query_one("#hist-end").render()) == "10:16:30"
+        assert str(histogram.query_one("#hist-max").render()) == "max 12/30s"
 
         screen.query_one("#results", DataTable).focus()
         await pilot.press("down", "enter")

@@ -21,7 +21,7 @@ from backend.deadletters.replay import NOT_FORWARD_INPUT, Replayer
 from backend.forward.protocol import Frame, StreamError, pack_event_time
 from backend.schemas import DeadLetter, encode, iso_millis, validate_record
 from tests.records import make_log
-from widgets.timerange import TimeRangeError, parse_since
+from widgets.timerange import TimeRangeError, parse_moment
 
 SETTINGS = Settings(namespace="unit")
 TOPICS = SETTINGS.topics
@@ -206,15 +206,15 @@ def test_the_since_filter_keeps_letters_received_at_or_after_it() -> None:
 
 
 def test_since_reads_spans_back_from_now_and_moments() -> None:
-    assert parse_since("15m", NOW) == NOW - timedelta(minutes=15)
-    assert parse_since("2h", NOW) == NOW - timedelta(hours=2)
-    assert parse_since(" 1D ", NOW) == NOW - timedelta(days=1)
-    assert parse_since("30s", NOW) == NOW - timedelta(seconds=30)
-    assert parse_since("2026-11-24T09:00:00Z", NOW) == NOW.replace(hour=9, minute=0)
-    assert parse_since("10:15", NOW) == NOW.replace(minute=15)
-    assert parse_since("", NOW) is None
+    assert parse_moment("15m", NOW) == NOW - timedelta(minutes=15)
+    assert parse_moment("2h", NOW) == NOW - timedelta(hours=2)
+    assert parse_moment(" 1D ", NOW) == NOW - timedelta(days=1)
+    assert parse_moment("30s", NOW) == NOW - timedelta(seconds=30)
+    assert parse_moment("2026-11-24T09:00:00Z", NOW) == NOW.replace(hour=9, minute=0)
+    assert parse_moment("10:15", NOW) == NOW.replace(minute=15)
+    assert parse_moment("", NOW) is None
     with pytest.raises(TimeRangeError, match="15m"):
-        parse_since("a while ago", NOW)
+        parse_moment("a while ago", NOW)
 
 
 async def test_pending_letters_are_those_without_a_replay_marker(tmp_path: Path) -> None:

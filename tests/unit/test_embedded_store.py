@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from backend.logfilter import parse_expression
 from backend.schemas import (
     Alert,
     AlertKind,
@@ -657,3 +658,80 @@ def test_every_log_id_is_kept_apart(tmp_path: Path) -> None:
         return outcome.stored
 
     assert asyncio.run(run()) == 504
+
+
+@pytest.mark.parametrize(("limit", "expand"), [(5000, 64), (3, 64), (5000, 0)])
+@pytest.mark.parametrize(
+    ("text", "expression", "levels"),
+    [
+        ("", "", frozenset()),
+        ("red", "", frozenset()),
+        ("blue", "", frozenset({Level.INFO, Level.ERROR})),
+        ("re*", "", frozenset()),
+        ("", "code:E-1 -node:n-2", frozenset()),
+        ("red", "-level:INFO response_time_ms>400", frozenset()),
+    ],
+)
+async def test_each_bar_counts_its_hits_by_level(
+    store: EmbeddedStore,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: int,
+    expand: int,
+    text: str,
+    expression: str,
+    levels: frozenset[Level],
+) -> None:
+    """Aggregates, text hits read from their rows or counted through the level tags, a
+    prefix FTS5 expands itself, terms tested on each log: per bar and level, as counted."""
+    monkeypatch.setattr(searching, "EXACT_COUNT_LIMIT", limit)
+    monkeypatch.setattr(searching, "_MAX_EXPANSION", expand)
+    rng = random.Random(5)
+    logs = []
+    for _ in range(2000):
+        level = rng.choice(["INFO", "INFO", "INFO", "WARN", "ERROR", "FATAL"])
+        extra: dict[str, Any] = {}
+        if level == "WARN":
+            extra = {
+                "response_time_ms": float(rng.randrange(300, 500)),
+                "threshold_limit_ms": 300.0,
+            }
+        if level in ("ERROR", "FATAL"):
+            code = rng.choice(["E-1", "E-2"])
+            extra = {"error_details": {"error_code": code, "error_message": "failed"}}
+        at = NOW - timedelta(milliseconds=rng.randrange(3 * 3600 * 1000))
+        message = f"{rng.choice(['red', 'blue'])} thing"
+        logs.append(_log(at, level, "S", rng.choice(["n-1", "n-2"]), message, **extra))
+    await store.index_logs(stored(logs))
+    query = LogQuery(
+        text=text,
+        levels=levels,
+        expression=parse_expression(expression),
+        since=NOW - timedelta(hours=2, seconds=13.7),
+        until=NOW - timedelta(minutes=7, milliseconds=300),
+    )
+    result = await store.search_logs(query)
+    interval = histogram_interval(query.since, query.until, NOW)
+    expected: dict[tuple[datetime, Level], int] = {}
+    for log in logs:
+        at = datetime.fromisoformat(log.timestamp)
+        words = log.message.split()
+        wanted = (
+            query.since is not None
+            and query.until is not None
+            and query.since <= at <= query.until
+            and (not levels or log.log_level in levels)
+            and (not text or any(word.startswith(text.rstrip("*")) for word in words))
+            and (text.endswith("*") or not text or text in words)
+            and query.expression.matches(log)
+        )
+        if wanted:
+            start = datetime.fromtimestamp(at.timestamp() // interval * interval, UTC)
+            expected[start, log.log_level] = expected.get((start, log.log_level), 0) + 1
+    found = {
+        (bucket.start, level): count
+        for bucket in result.buckets
+        for level, count in bucket.levels.items()
+    }
+    assert found == expected
+    assert result.total == sum(expected.values()) > 0
+    assert all(b.end - b.start == timedelta(seconds=interval) for b in result.buckets)

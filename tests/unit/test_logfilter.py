@@ -16,6 +16,7 @@ from backend.logfilter import (
     Op,
     TextTerm,
     parse_expression,
+    split_fields,
 )
 from backend.logfilter.match import float32, value_test
 from backend.schemas import Log, validate_record
@@ -198,3 +199,33 @@ def test_expressions_are_values() -> None:
     assert parse_expression("level:error") == parse_expression("LEVEL:ERROR")
     assert hash(parse_expression("node:a")) == hash(Expression((FieldTerm(Field.NODE, "a"),)))
     assert Expression().matches(LOGIN)
+
+
+@pytest.mark.parametrize(
+    ("text", "fields", "words"),
+    [
+        ("level:error timeout", "level:ERROR", "timeout"),
+        ('service:Pay* "timed out" -node:x', "service:Pay* -node:x", '"timed out"'),
+        (
+            "response_time_ms>1000 -code:* pay | card -slow",
+            "response_time_ms>1000 -code:*",
+            "pay | card -slow",
+        ),
+        ('service:"Pay Ments" -"level:ERROR" x*', 'service:"Pay Ments"', '-"level:ERROR" x*'),
+        ("a   (b c)  ", "", "a (b c)"),
+        ("", "", ""),
+    ],
+)
+def test_the_search_box_keeps_its_words_as_typed_and_reads_its_field_terms(
+    text: str, fields: str, words: str
+) -> None:
+    expression, rest = split_fields(text)
+    assert (expression.describe(), rest) == (fields, words)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"), [("level:LOUD x", "the level is one of"), ('x "open', "unclosed quote")]
+)
+def test_the_search_box_names_a_field_term_it_cannot_read(text: str, said: str) -> None:
+    with pytest.raises(ExpressionError, match=said):
+        split_fields(text)

@@ -80,3 +80,16 @@ def test_merge_into_a_full_ring_drops_the_oldest_even_a_late_one() -> None:
     assert ring.merge([1, 8], int) == 2
     assert list(ring) == [6, 7, 8]
     assert ring.dropped == 2 and ring.end_seq == 5
+
+
+def test_resize_grows_without_loss_and_shrinks_to_the_newest() -> None:
+    ring: Ring[int] = Ring(3)
+    ring.extend(range(3))
+    assert ring.resize(6) == 0
+    assert ring.extend(range(3, 6)) == 0
+    assert list(ring) == [0, 1, 2, 3, 4, 5]
+    assert ring.resize(2) == 4
+    assert list(ring) == [4, 5]
+    assert (ring.dropped, ring.first_seq, ring.end_seq) == (4, 4, 6)
+    with pytest.raises(ValueError):
+        ring.resize(0)

@@ -3,11 +3,13 @@
 A search follows backend/store/search.py: its text is read by query_text.py into one FTS5
 expression together with the filters (as tags), run day by day, newest day first. Hits are
 sorted newest first by timestamp (milliseconds), then log_id, descending, with the histogram
-buckets of `histogram_interval` between the first and the last hit. Without text, totals and
-histograms add up the per-minute and half-hour counts (and count the logs of partial minutes
-at the edges of the time range). A filter expression's level, service and node terms join
-the filters; its other terms are tested on each log (conditions.py), so a search with them
-reads the logs in its time range instead of the counts.
+buckets of `histogram_interval` between the first and the last hit, each counted by level.
+Without text, totals and histograms add up the per-minute and half-hour counts (and count the
+logs of partial minutes at the edges of the time range); with text, a hit's level is read
+from its row, or, past `EXACT_COUNT_LIMIT` hits, counted through the level tags. A filter
+expression's level, service and node terms join the filters; its other terms are tested on
+each log (conditions.py), so a search with them reads the logs in its time range instead of
+the counts.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from backend.schemas import Log
+from backend.schemas import Level, Log
 from backend.sqlite import transaction
 from backend.store.embedded.conditions import RESIDUAL, Filters, residual_function, resolve
 from backend.store.embedded.days import EPOCH, day_bounds, query_millis
@@ -32,9 +35,17 @@ from backend.store.embedded.query_text import (
     prefixes,
     render,
 )
-from backend.store.embedded.schema import SHIFT, TIERS, Names, decode_log, stored_days
+from backend.store.embedded.schema import (
+    LEVEL_IDS,
+    SHIFT,
+    TIERS,
+    Names,
+    decode_log,
+    stored_days,
+)
 from backend.store.query import (
     MAX_TEXT_CHARS,
+    Bucket,
     LogQuery,
     SearchResult,
     histogram_interval,
@@ -42,9 +53,14 @@ from backend.store.query import (
 )
 
 EXACT_COUNT_LIMIT: Final = 5_000
-"""Above this many text hits in a day, the histogram is counted bucket by bucket (no sort)."""
+"""Above this many text hits in a day, the histogram is counted bucket by bucket, and by level
+through the level tags (no sort of every hit, no row read)."""
 _MAX_EXPANSION: Final = 64
 """A `prefix*` standing for at most this many words is searched as an OR of them."""
+_LEVELS: Final = {ident: level for level, ident in LEVEL_IDS.items()}
+
+Counts = Counter[tuple[int, int]]
+"""Hits by (histogram bucket, level id)."""
 
 
 def search(query: LogQuery, now: datetime, names: Names, conn: sqlite3.Connection) -> SearchResult:
@@ -64,14 +80,14 @@ def search(query: LogQuery, now: datetime, names: Names, conn: sqlite3.Connectio
                 reason = f"the text was searched as plain words ({error})"
                 result.note = f"{result.note}; {reason}" if result.note else reason
     took = (time.perf_counter() - started) * 1000
-    return SearchResult(result.total, result.logs, result.histogram, took, result.note)
+    return SearchResult(result.total, result.logs, result.buckets, took, result.note)
 
 
 @dataclass(slots=True)
 class _Found:
     total: int
     logs: list[Log]
-    histogram: list[tuple[datetime, int]]
+    buckets: list[Bucket]
     note: str | None
 
 
@@ -116,7 +132,7 @@ class _Search:
             self.prefix = native_prefix(self.node, expansions)
             parts.insert(0, render(self.node, expansions))
         self.match = " AND ".join(parts) if parts else None
-        counts: Counter[int] = Counter()
+        counts: Counts = Counter()
         totals: list[tuple[int, int, int, int]] = []  # day, from, to (ms), hits
         for day, a, b in days:
             day_counts = self._day_counts(day, a, b)
@@ -127,7 +143,7 @@ class _Search:
         if not totals:
             return _Found(0, [], [], self.note)
         total = sum(hits for *_, hits in totals)
-        return _Found(total, self._page(totals), self._histogram(counts), self.note)
+        return _Found(total, self._page(totals), self._buckets(counts), self.note)
 
     def _expand(self, node: Node, days: list[int]) -> dict[str, list[str]]:
         """The indexed words each `prefix*` of one word stands for, if not too many.
@@ -163,48 +179,49 @@ class _Search:
 
     # Totals and histograms
 
-    def _day_counts(self, day: int, a: int, b: int) -> Counter[int]:
+    def _day_counts(self, day: int, a: int, b: int) -> Counts:
         if self.residual:
             return self._residual_counts(day, a, b)
         return self._text_counts(day, a, b) if self.text else self._counts(day, a, b)
 
-    def _counts(self, day: int, a: int, b: int) -> Counter[int]:
-        """Hits per bucket without text: from the aggregates, raw logs at the edges."""
+    def _counts(self, day: int, a: int, b: int) -> Counts:
+        """Hits per bucket and level without text: from the aggregates, raw logs at the edges."""
         tiers = [tier for tier in TIERS if self.interval_ms % (tier * 1000) == 0]
         return self._tiered(day, a, b, tiers)
 
-    def _tiered(self, day: int, a: int, b: int, tiers: list[int]) -> Counter[int]:
-        counts: Counter[int] = Counter()
+    def _tiered(self, day: int, a: int, b: int, tiers: list[int]) -> Counts:
+        counts: Counts = Counter()
         if a >= b:
             return counts
         where = self.filters.sql()
         if not tiers:
             rows = self.conn.execute(
-                f"SELECT (id >> {SHIFT}) / {self.interval_ms}, count(*) FROM logs_{day} "
-                f"WHERE id >= ? AND id < ?{where} GROUP BY 1",
+                f"SELECT (id >> {SHIFT}) / {self.interval_ms}, level, count(*) FROM logs_{day} "
+                f"WHERE id >= ? AND id < ?{where} GROUP BY 1, 2",
                 (a << SHIFT, b << SHIFT),
             )
-            counts.update(dict(rows))
+            counts.update(_by_bucket_and_level(rows))
             return counts
         unit = tiers[0] * 1000
         first, last = -(-a // unit), b // unit  # whole units inside [a, b)
         if first >= last:
             return self._tiered(day, a, b, tiers[1:])
         rows = self.conn.execute(
-            f"SELECT bucket / {self.interval_ms // unit}, sum(n) FROM agg{tiers[0]}_{day} "
-            f"WHERE bucket >= ? AND bucket < ?{where} GROUP BY 1",
+            f"SELECT bucket / {self.interval_ms // unit}, level, sum(n) FROM agg{tiers[0]}_{day} "
+            f"WHERE bucket >= ? AND bucket < ?{where} GROUP BY 1, 2",
             (first, last),
         )
-        counts.update(dict(rows))
+        counts.update(_by_bucket_and_level(rows))
         counts.update(self._tiered(day, a, first * unit, tiers[1:]))
         counts.update(self._tiered(day, last * unit, b, tiers[1:]))
         return counts
 
-    def _text_counts(self, day: int, a: int, b: int) -> Counter[int]:
-        """Hits per bucket with text, from FTS5: sorted by SQL if few, else bucket by bucket."""
+    def _text_counts(self, day: int, a: int, b: int) -> Counts:
+        """Hits per bucket and level with text, from FTS5: sorted by SQL if few (each hit's
+        level read from its row), else bucket by bucket (`_tagged_counts`)."""
         table = f"text_{day}"
-        where = f"{table} MATCH ? AND rowid >= ? AND rowid < ?"
-        counts: Counter[int] = Counter()
+        where = f"{table} MATCH ? AND {table}.rowid >= ? AND {table}.rowid < ?"
+        counts: Counts = Counter()
         first, last = self.conn.execute(  # two subqueries: each is then one B-tree descent
             f"SELECT (SELECT min(id) FROM logs_{day}), (SELECT max(id) FROM logs_{day})"
         ).fetchone()
@@ -215,57 +232,84 @@ class _Search:
             return counts
         if not self.prefix:  # a prefix is expanded at every query: never count it twice
             (hits,) = self.conn.execute(
-                f"SELECT count(*) FROM (SELECT rowid FROM {table} WHERE {where} "
+                f"SELECT count(*) FROM (SELECT {table}.rowid FROM {table} WHERE {where} "
                 f"LIMIT {EXACT_COUNT_LIMIT + 1})",
                 (self.match, a << SHIFT, b << SHIFT),
             ).fetchone()
             if hits == 0:
                 return counts
             if hits > EXACT_COUNT_LIMIT:
-                step = self.interval_ms
-                for bucket in range(a // step, (b - 1) // step + 1):
-                    start, end = max(a, bucket * step), min(b, (bucket + 1) * step)
-                    (n,) = self.conn.execute(
-                        f"SELECT count(*) FROM {table} WHERE {where}",
-                        (self.match, start << SHIFT, end << SHIFT),
-                    ).fetchone()
-                    if n:
-                        counts[bucket] = n
-                return counts
+                return self._tagged_counts(table, where, a, b)
         rows = self.conn.execute(
-            f"SELECT (rowid >> {SHIFT}) / {self.interval_ms}, count(*) FROM {table} "
-            f"WHERE {where} GROUP BY 1",
+            f"SELECT ({table}.rowid >> {SHIFT}) / {self.interval_ms}, l.level, count(*) "
+            f"FROM {table} JOIN logs_{day} l ON l.id = {table}.rowid WHERE {where} GROUP BY 1, 2",
             (self.match, a << SHIFT, b << SHIFT),
         )
-        counts.update(dict(rows))
+        counts.update(_by_bucket_and_level(rows))
         return counts
 
-    def _residual_counts(self, day: int, a: int, b: int) -> Counter[int]:
-        """Hits per bucket when terms are left to test on each log's document: a scan of the
-        day's logs in the time range, or of its text hits."""
+    def _tagged_counts(self, table: str, where: str, a: int, b: int) -> Counts:
+        """Many text hits per bucket and level, without sorting them all or reading their rows:
+        each bucket's hits counted on their own, those of each level but the lowest wanted
+        through its tag (fewer: INFO is by far the most common level), the rest the lowest's."""
+        step = self.interval_ms
+        rest: Counter[int] = Counter()
+        for bucket in range(a // step, (b - 1) // step + 1):
+            start, end = max(a, bucket * step), min(b, (bucket + 1) * step)
+            (n,) = self.conn.execute(
+                f"SELECT count(*) FROM {table} WHERE {where}",
+                (self.match, start << SHIFT, end << SHIFT),
+            ).fetchone()
+            if n:
+                rest[bucket] = n
+        counts: Counts = Counter()
+        lowest, *others = self.filters.levels or sorted(_LEVELS)
+        for level in others:
+            rows = self.conn.execute(
+                f"SELECT ({table}.rowid >> {SHIFT}) / {step}, count(*) FROM {table} "
+                f"WHERE {where} GROUP BY 1",
+                (f"({self.match}) AND ({{tags}} : zl{level})", a << SHIFT, b << SHIFT),
+            )
+            for bucket, n in rows:
+                counts[bucket, level] = n
+                rest[bucket] -= n
+        counts.update({(bucket, lowest): n for bucket, n in rest.items() if n})
+        return counts
+
+    def _residual_counts(self, day: int, a: int, b: int) -> Counts:
+        """Hits per bucket and level when terms are left to test on each log's document: a
+        scan of the day's logs in the time range, or of its text hits."""
         if self.match is None:
             rows = self.conn.execute(
-                f"SELECT (id >> {SHIFT}) / {self.interval_ms}, count(*) FROM logs_{day} "
-                f"WHERE id >= ? AND id < ?{self.filters.sql()} AND {RESIDUAL}(doc) GROUP BY 1",
+                f"SELECT (id >> {SHIFT}) / {self.interval_ms}, level, count(*) FROM logs_{day} "
+                f"WHERE id >= ? AND id < ?{self.filters.sql()} AND {RESIDUAL}(doc) GROUP BY 1, 2",
                 (a << SHIFT, b << SHIFT),
             )
         else:
             table = f"text_{day}"
             rows = self.conn.execute(
-                f"SELECT ({table}.rowid >> {SHIFT}) / {self.interval_ms}, count(*) FROM {table} "
-                f"JOIN logs_{day} l ON l.id = {table}.rowid WHERE {table} MATCH ? "
-                f"AND {table}.rowid >= ? AND {table}.rowid < ? AND {RESIDUAL}(l.doc) GROUP BY 1",
+                f"SELECT ({table}.rowid >> {SHIFT}) / {self.interval_ms}, l.level, count(*) "
+                f"FROM {table} JOIN logs_{day} l ON l.id = {table}.rowid WHERE {table} MATCH ? "
+                f"AND {table}.rowid >= ? AND {table}.rowid < ? AND {RESIDUAL}(l.doc) "
+                "GROUP BY 1, 2",
                 (self.match, a << SHIFT, b << SHIFT),
             )
-        return Counter(dict(rows))
+        return Counter(_by_bucket_and_level(rows))
 
-    def _histogram(self, counts: Counter[int]) -> list[tuple[datetime, int]]:
+    def _buckets(self, counts: Counts) -> list[Bucket]:
         """Every bucket from the first hit's to the last's, as Elasticsearch gives them."""
-        first, last = min(counts), max(counts)
+        levels: dict[int, dict[Level, int]] = {}
+        for (bucket, level), n in counts.items():
+            if n:
+                levels.setdefault(bucket, {})[_LEVELS[level]] = n
         step = self.interval_ms
         return [
-            (EPOCH + timedelta(milliseconds=bucket * step), counts.get(bucket, 0))
-            for bucket in range(first, last + 1)
+            Bucket(
+                EPOCH + timedelta(milliseconds=bucket * step),
+                EPOCH + timedelta(milliseconds=(bucket + 1) * step),
+                levels.get(bucket, {}),
+            )
+            for bucket in range(min(levels), max(levels) + 1)
         ]
 
     # The page
@@ -337,6 +381,10 @@ class _Search:
             if limit <= 0:
                 break
         return found
+
+
+def _by_bucket_and_level(rows: Iterable[tuple[int, int, int]]) -> dict[tuple[int, int], int]:
+    return {(bucket, level): n for bucket, level, n in rows}
 
 
 def _after_prefix(prefix: str) -> str:

@@ -1,0 +1,108 @@
+"""History on start: the feed opens with the store's last minutes, joined to the live tail
+with no log twice and none missing, in time order; a store that is down leaves the tail."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from backend.store.query import LogQuery, SearchResult
+from tests.console.fake_observer import (
+    NOW,
+    FakeObserver,
+    Notices,
+    make_app,
+    make_log,
+    sample_logs,
+    settle,
+)
+from widgets.log_feed import LogFeed
+
+SIZE = (120, 40)
+
+
+class HeldStore(FakeObserver):
+    """A store whose search answers only when the test lets it, so the live tail can bring
+    logs while the history is being read."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.answer = asyncio.Event()
+
+    async def search(self, query: LogQuery) -> SearchResult:
+        await self.answer.wait()
+        return await super().search(query)
+
+
+def ids(feed: LogFeed) -> list[str]:
+    return [log.log_id for log in feed.view.entries]
+
+
+async def test_the_feed_starts_with_the_newest_stored_logs_oldest_first() -> None:
+    stored = sample_logs(120)
+    old = make_log(999, NOW - timedelta(minutes=20))
+    observer = FakeObserver(logs=[old, *stored], clock=lambda: NOW)
+    app = make_app(observer, history=100)
+    async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("logs")
+        await settle(pilot, "history")
+        feed = app.main.feed
+        assert ids(feed) == [log.log_id for log in stored[-100:]]
+        assert feed.view.follow
+        assert "100 earlier logs from the store" in str(feed.border_subtitle)
+        query = observer.queries[-1]
+        assert query.page_size == 100
+        assert query.since == NOW - timedelta(minutes=15)
+
+
+async def test_a_log_both_stored_and_live_shows_once_and_none_is_missing() -> None:
+    logs = sample_logs(64)
+    observer = HeldStore(logs=logs[:50], clock=lambda: NOW)
+    app = make_app(observer, history=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("logs")
+        # the tail brings 45-59 while the store is read: 45-49 were indexed by then too
+        observer.push_logs(logs[45:60])
+        del observer.history[50:]
+        await settle(pilot)
+        feed = app.main.feed
+        assert ids(feed) == []
+        assert "loading earlier logs" in str(feed.border_subtitle)
+
+        observer.answer.set()
+        await settle(pilot, "history")
+        assert ids(feed) == [log.log_id for log in logs[:60]]
+        assert "50 earlier logs from the store" in str(feed.border_subtitle)
+
+        # one of the stored logs is still on its way through the tail, with newer ones
+        observer.push_logs([logs[48], logs[61], logs[60], logs[62]])
+        await settle(pilot)
+        assert ids(feed) == [log.log_id for log in logs[:63]]
+
+
+async def test_with_the_store_down_the_live_tail_still_fills_the_feed() -> None:
+    observer = FakeObserver(logs=sample_logs(40), clock=lambda: NOW)
+    observer.search_error = ConnectionError("connection refused")
+    app = make_app(observer, history=1000)
+    notices = Notices()
+    async with app.run_test(size=SIZE, message_hook=notices) as pilot:
+        await observer.subscribed("logs")
+        live = sample_logs(5, end=NOW + timedelta(seconds=30))
+        observer.push_logs(live)
+        await settle(pilot, "history")
+        await settle(pilot)
+        feed = app.main.feed
+        assert ids(feed) == [log.log_id for log in live]
+        assert "no history: the store is down" in str(feed.border_subtitle)
+        assert notices.mention("connection refused")
+        assert notices.mention("the live tail goes on")
+
+
+async def test_without_history_the_store_is_not_asked() -> None:
+    observer = FakeObserver(logs=sample_logs(40), clock=lambda: NOW)
+    app = make_app(observer)
+    async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("logs")
+        await settle(pilot)
+        assert observer.queries == []
+        assert ids(app.main.feed) == []
