@@ -156,6 +156,12 @@ class Registry:
         node = self._nodes.get(node_id)
         return node.entry if node else None
 
+    def heard_ms(self, node_id: str) -> int | None:
+        """When the node was last heard from (registration or heartbeat), on the ingestion
+        clock; None for a node unknown or never heard."""
+        node = self._nodes.get(node_id)
+        return node.heard_ms if node else None
+
     def entries(self) -> list[NodeEntry]:
         return [node.entry for node in self._nodes.values()]
 

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import msgspec
@@ -224,7 +224,7 @@ class Monitor:
         )
         if self._silences is None or not down:
             return []
-        heard = {node: _last_heard(entry) for node, entry in down.items()}
+        heard = {node: _moment(self.registry.heard_ms(node)) for node in down}
         due = ended_while_down(self._silences.book.silences(), heard, datetime.now(UTC))
         raised = []
         for node_id in sorted(due):
@@ -435,6 +435,5 @@ async def _connect(
     )
 
 
-def _last_heard(entry: NodeEntry) -> datetime:
-    stamps = [stamp for stamp in (entry.last_heartbeat, entry.registered_at) if stamp]
-    return max(datetime.fromisoformat(stamp) for stamp in stamps) if stamps else _EPOCH
+def _moment(ms: int | None) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms or 0)
