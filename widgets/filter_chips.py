@@ -81,6 +81,10 @@ class FilterChips(Horizontal):
     class Changed(Message):
         """A chip was removed by the user: the filters changed."""
 
+        def __init__(self, chips: FilterChips) -> None:
+            super().__init__()
+            self.chips = chips
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._terms: list[Term] = []
@@ -101,6 +105,16 @@ class FilterChips(Horizontal):
             self.mount_all(FilterChip(term) for term in new)
             self.add_class("-some")
 
+    def show(self, terms: Iterable[Term]) -> None:
+        """Exactly the chips of `terms`: the ones already shown stay (and keep the focus)."""
+        wanted = list(dict.fromkeys(terms))
+        for chip in list(self.query_children(FilterChip)):
+            if chip.term in self._terms and chip.term not in wanted:  # not already going
+                self._terms.remove(chip.term)
+                chip.remove()
+        self.add(wanted)
+        self.set_class(bool(self._terms), "-some")
+
     def remove_chip(self, chip: FilterChip) -> None:
         chips = list(self.query_children(FilterChip))
         index = chips.index(chip)
@@ -113,4 +127,4 @@ class FilterChips(Horizontal):
         self._terms.remove(chip.term)
         chip.remove()
         self.set_class(bool(self._terms), "-some")
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))

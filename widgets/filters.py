@@ -1,4 +1,5 @@
-"""Which log entries the feed shows: levels, minimum level, services, nodes, text.
+"""Which log entries the feed shows: levels, minimum level, services, nodes, field terms
+(the filter language's `code:PAY-500`, `response_time_ms>1000`), text.
 
 Pure and immutable: a filter is a value the feed swaps whole, never edits in place.
 """
@@ -9,10 +10,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from backend.logfilter import Expression, ExpressionError, Term, split_fields
 from backend.schemas import Level, Log
 
 LEVELS: tuple[Level, ...] = tuple(sorted(Level, key=lambda level: level.rank))
 """Levels in order of severity: the keys 1-4 toggle them in this order."""
+EVERY_LOG = Expression()
+"""The expression without terms: no field condition."""
 
 
 class FilterError(ValueError):
@@ -38,6 +42,14 @@ def compile_text(text: str) -> tuple[re.Pattern[str] | None, bool]:
         raise FilterError(f"invalid regex: {error.msg}{where}") from None
 
 
+def compile_mark(text: str) -> re.Pattern[str] | None:
+    """The pattern the feed highlights, with the text filter's smart case; None if empty."""
+    if text.strip().startswith("!"):
+        raise FilterError("a highlight marks what matches: it has no ! to invert")
+    pattern, _ = compile_text(text)
+    return pattern
+
+
 def searchable(log: Log) -> str:
     """The text a pattern is matched against: message, error details, node, service."""
     details = log.error_details
@@ -53,6 +65,7 @@ class LogFilter:
     min_level: Level | None = None
     services: frozenset[str] = frozenset()
     nodes: frozenset[str] = frozenset()
+    fields: Expression = EVERY_LOG
     text: str = ""
     pattern: re.Pattern[str] | None = None
     inverted: bool = False
@@ -70,6 +83,8 @@ class LogFilter:
         if self.services and log.service_name not in self.services:
             return False
         if self.nodes and log.node_id not in self.nodes:
+            return False
+        if self.fields.terms and not self.fields.matches(log):
             return False
         if self.pattern is not None:
             return (self.pattern.search(searchable(log)) is None) == self.inverted
@@ -96,6 +111,19 @@ class LogFilter:
         shown = text.strip() if pattern is not None else ""
         return replace(self, text=shown, pattern=pattern, inverted=inverted)
 
+    def with_typed(self, typed: str) -> LogFilter:
+        """What the feed's box says: its field terms join the ones in force, the rest is
+        the new text condition. `FilterError` if a term or the regex cannot be read."""
+        try:
+            typed_fields, rest = split_fields(typed, known_only=True)
+        except ExpressionError as error:
+            raise FilterError(str(error)) from None
+        return self.with_fields((*self.fields.terms, *typed_fields.terms)).with_text(rest)
+
+    def with_fields(self, terms: Iterable[Term]) -> LogFilter:
+        """This filter with exactly these field terms (each once, in their order)."""
+        return replace(self, fields=Expression(tuple(dict.fromkeys(terms))))
+
     def with_names(self, services: Iterable[str], nodes: Iterable[str]) -> LogFilter:
         return replace(self, services=frozenset(services), nodes=frozenset(nodes))
 
@@ -115,6 +143,8 @@ class LogFilter:
             parts.append("svc=" + ",".join(sorted(self.services)))
         if self.nodes:
             parts.append("node=" + ",".join(sorted(self.nodes)))
+        if self.fields.terms:
+            parts.append(self.fields.describe())
         if self.pattern is not None:
             parts.append(f"{'!' if self.inverted else ''}/{self.pattern.pattern}/")
         return " ".join(parts) if parts else "all"

@@ -1,4 +1,5 @@
-"""The log feed pane: the live tail, its filters, and the paused indicator.
+"""The log feed pane: the live tail, its filters and their chips, the highlight, and the
+paused indicator.
 
 It keeps two bounded buffers: the ring of every recent entry, and the view of entries
 that pass the filter, both in timestamp order (logs of several nodes arrive out of it,
@@ -23,7 +24,8 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from backend.schemas import Level, Log, encode
-from widgets.filters import LEVELS, FilterError, LogFilter, compile_text
+from widgets.filter_chips import FilterChips
+from widgets.filters import LEVELS, FilterError, LogFilter, compile_mark
 from widgets.formatting import clock_time, compact_count, parse_time
 from widgets.log_view import LogView
 from widgets.names import KnownNames
@@ -82,7 +84,21 @@ class LogFeed(Vertical):
             id="feed.names",
             tooltip="Filter by services and nodes (Tab completes)",
         ),
-        Binding("slash", "edit_text", "Text", id="feed.text", tooltip="Filter by text or regex"),
+        Binding(
+            "slash",
+            "edit_text",
+            "Filter",
+            id="feed.text",
+            tooltip="Filter by regex and field terms (code:PAY-500 response_time_ms>1000)",
+        ),
+        Binding(
+            "h",
+            "edit_mark",
+            "Highlight",
+            id="feed.highlight",
+            show=False,
+            tooltip="Mark a text or regex in every row; n / N jump between the marked entries",
+        ),
         Binding("x", "clear_filters", "Clear filters", id="feed.clear", show=False),
         Binding(
             "t",
@@ -115,6 +131,7 @@ class LogFeed(Vertical):
         self._view = LogView(capacity, id="log-view")
 
     def compose(self) -> ComposeResult:
+        yield FilterChips(id="feed-chips")
         yield self._view
         yield Static(id="paused")
         yield FilterPrompt(done_focus=self._view, id="filter-prompt")
@@ -151,7 +168,13 @@ class LogFeed(Vertical):
 
     def watch_filter(self, log_filter: LogFilter) -> None:
         self._view.replace(log_filter.select(self._ring))
+        self.query_one(FilterChips).show(log_filter.fields.terms)
         self._show_state()
+
+    @on(FilterChips.Changed)
+    def _chip_removed(self, event: FilterChips.Changed) -> None:
+        event.stop()
+        self.filter = self.filter.with_fields(event.chips.terms)
 
     def toggle_node(self, node: str) -> None:
         self.filter = self.filter.toggle_node(node)
@@ -183,11 +206,33 @@ class LogFeed(Vertical):
     def action_edit_text(self) -> None:
         self.query_one(FilterPrompt).open(
             "text",
-            "Text:",
+            "Filter:",
             self.filter.text,
-            placeholder="regex, lower case ignores case, !regex hides matches",
-            check=_check_text,
+            placeholder="regex (lower case: any case, !regex hides), code:PAY-500 service:Pay*",
+            check=self._check_typed,
         )
+
+    def _check_typed(self, value: str) -> str | None:
+        try:
+            self.filter.with_typed(value)
+        except FilterError as error:
+            return str(error)
+        return None
+
+    def action_edit_mark(self) -> None:
+        mark = self._view.mark
+        self.query_one(FilterPrompt).open(
+            "mark",
+            "Highlight:",
+            mark.pattern if mark is not None else "",
+            placeholder="regex to mark (lower case: any case); n / N next / previous, [ ] errors",
+            check=_check_mark,
+        )
+
+    def set_mark(self, text: str) -> None:
+        """Highlight what `text` (a regex, smart case) matches; empty clears it."""
+        self._view.set_mark(compile_mark(text))
+        self._show_state()
 
     def action_go_to_time(self) -> None:
         self.query_one(FilterPrompt).open(
@@ -248,7 +293,9 @@ class LogFeed(Vertical):
     @on(FilterPrompt.Applied)
     def _prompt_applied(self, message: FilterPrompt.Applied) -> None:
         if message.mode == "text":
-            self.filter = self.filter.with_text(message.value)
+            self.filter = self.filter.with_typed(message.value)
+        elif message.mode == "mark":
+            self.set_mark(message.value)
         elif message.mode == "time":
             self._go_to(message.value)
         else:
@@ -264,6 +311,8 @@ class LogFeed(Vertical):
         self.border_title = f"Logs {state}"
         parts = [f"filter: {self.filter.describe()}"] if self.filter.active else []
         parts.append(f"{compact_count(len(view.entries))} shown")
+        if view.mark is not None:
+            parts.append(f"highlight /{view.mark.pattern}/ (n N)")
         if self._history:
             parts.append(self._history)
         dropped = self._ring.dropped + self._refused
@@ -278,9 +327,9 @@ class LogFeed(Vertical):
             )
 
 
-def _check_text(value: str) -> str | None:
+def _check_mark(value: str) -> str | None:
     try:
-        compile_text(value)
+        compile_mark(value)
     except FilterError as error:
         return str(error)
     return None

@@ -8,11 +8,16 @@ a reactive: scrolling or moving up pauses it, new entries are then counted inste
 scrolled to, and End resumes. A paused reader's entries are never dropped: the view grows
 (up to ten times its capacity) rather than lose the row being read or any after it, and
 the newest entries that still do not fit are skipped and counted.
+
+A highlight marks what a regex matches in every row without hiding any, and keys move the
+cursor to the next or previous marked entry, or ERROR-or-worse one, as lnav's do.
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import ClassVar
 
@@ -83,6 +88,7 @@ class LogView(ScrollView, can_focus=True):
         "log-view--fatal",
         "log-view--error-message",
         "log-view--cursor",
+        "log-view--match",
     }
     DEFAULT_CSS = """
     LogView {
@@ -103,6 +109,7 @@ class LogView(ScrollView, can_focus=True):
             background: $block-cursor-background;
             color: $block-cursor-foreground;
         }
+        & > .log-view--match { background: $warning; color: $background; text-style: bold; }
     }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -120,6 +127,38 @@ class LogView(ScrollView, can_focus=True):
         Binding("pageup", "page_up", "Page up", id="feed.page_up", show=False),
         Binding("pagedown", "page_down", "Page down", id="feed.page_down", show=False),
         Binding("home", "oldest", "Oldest entry", id="feed.oldest", show=False),
+        Binding(
+            "n",
+            "next_match",
+            "Next match",
+            id="feed.next_match",
+            show=False,
+            tooltip="Move to the next entry the highlight marks (h sets it)",
+        ),
+        Binding(
+            "N",
+            "previous_match",
+            "Previous match",
+            id="feed.previous_match",
+            show=False,
+            tooltip="Move to the previous entry the highlight marks",
+        ),
+        Binding(
+            "right_square_bracket",
+            "next_problem",
+            "Next error",
+            id="feed.next_error",
+            show=False,
+            tooltip="Move to the next ERROR or FATAL entry",
+        ),
+        Binding(
+            "left_square_bracket",
+            "previous_problem",
+            "Previous error",
+            id="feed.previous_error",
+            show=False,
+            tooltip="Move to the previous ERROR or FATAL entry",
+        ),
     ]
 
     follow: reactive[bool] = reactive(True)
@@ -145,6 +184,17 @@ class LogView(ScrollView, can_focus=True):
         self._service_width = 4
         self._cache: LRUCache[tuple[int, int, bool], Strip] = LRUCache(1024)
         self._styles: dict[str, Style] = {}
+        self._mark: re.Pattern[str] | None = None
+
+    @property
+    def mark(self) -> re.Pattern[str] | None:
+        """What the highlight marks in every row, if anything."""
+        return self._mark
+
+    def set_mark(self, pattern: re.Pattern[str] | None) -> None:
+        self._mark = pattern
+        self._cache.clear()
+        self.refresh()
 
     @property
     def entries(self) -> Ring[Log]:
@@ -345,6 +395,42 @@ class LogView(ScrollView, can_focus=True):
     def action_oldest(self) -> None:
         self._move_cursor(-len(self._entries))
 
+    def action_next_match(self) -> None:
+        self._jump(1, self._marked, "match")
+
+    def action_previous_match(self) -> None:
+        self._jump(-1, self._marked, "match")
+
+    def action_next_problem(self) -> None:
+        self._jump(1, _is_problem, "ERROR or FATAL")
+
+    def action_previous_problem(self) -> None:
+        self._jump(-1, _is_problem, "ERROR or FATAL")
+
+    def _marked(self, log: Log) -> bool:
+        mark = self._mark
+        return mark is not None and any(mark.search(text) for text in row_texts(log))
+
+    def _jump(self, step: int, test: Callable[[Log], bool], what: str) -> None:
+        """Pause with the cursor on the nearest entry past it, `step` 1 later or -1 earlier,
+        that passes `test`; while following the search starts after the newest entry."""
+        if what == "match" and self._mark is None:
+            self.notify("nothing highlighted: h marks a text or regex first", severity="warning")
+            return
+        entries = list(self._entries)
+        index = (len(entries) if self._cursor is None else self._cursor) + step
+        while 0 <= index < len(entries) and not test(entries[index]):
+            index += step
+        if not 0 <= index < len(entries):
+            later = "later" if step > 0 else "earlier"
+            self.notify(f"no {later} {what} in the feed", severity="warning", timeout=3)
+            return
+        self.follow = False
+        self._cursor = index
+        self._cache.clear()
+        self._show_cursor()
+        self.refresh()
+
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self.follow = False
         self.call_after_refresh(self._cursor_into_view)
@@ -436,4 +522,35 @@ class LogView(ScrollView, can_focus=True):
         ]
         cursor = self._style("cursor") if selected else Style()
         segments = [Segment(text, base + style + cursor) for text, style in parts]
+        if self._mark is not None:
+            segments = list(_marked(segments, self._mark, self._style("match")))
         return Strip(segments).crop_extend(0, width, base + cursor)
+
+
+def row_texts(log: Log) -> tuple[str, str, str]:
+    """What a row shows of an entry and a highlight can mark: node, service, message."""
+    return log.node_id, log.service_name, message_text(log)
+
+
+def _is_problem(log: Log) -> bool:
+    return log.log_level.rank >= Level.ERROR.rank
+
+
+def _marked(segments: list[Segment], mark: re.Pattern[str], style: Style) -> Iterator[Segment]:
+    """The segments with what `mark` matches in the names and the message cut out and
+    drawn in `style` (the time and the level are left alone)."""
+    for number, segment in enumerate(segments):
+        text = segment.text
+        if number < 4 or not text.strip():
+            yield segment
+            continue
+        start = 0
+        for match in mark.finditer(text):
+            if match.end() == match.start():
+                continue
+            if match.start() > start:
+                yield Segment(text[start : match.start()], segment.style)
+            yield Segment(match.group(), (segment.style or Style()) + style)
+            start = match.end()
+        if start < len(text):
+            yield Segment(text[start:], segment.style)

@@ -53,16 +53,22 @@ def parse_expression(text: str) -> Expression:
     return Expression(tuple(_term(token) for token in _tokens(text)))
 
 
-def split_fields(text: str) -> tuple[Expression, str]:
+def split_fields(text: str, *, known_only: bool = False) -> tuple[Expression, str]:
     """The field terms and comparisons of `text` (`level:ERROR`, `-node:x`,
     `response_time_ms>1000`), and the rest as typed: the words, phrases and operators that
     the console's search box hands to `simple_query_string`. `ExpressionError` if a field
-    term cannot be read, or a quote is not closed."""
+    term cannot be read, or a quote is not closed.
+
+    With `known_only`, a word whose name is not a field's (`https://`, `id:42` in a regex)
+    stays in the rest instead of being refused: the feed's box takes regexes too."""
     fields: list[Term] = []
     words: list[str] = []
     for token in _tokens(text):
         first, quoted = token.parts[0]
-        if not quoted and FIELD_START.match(first.removeprefix("-")):
+        start = None if quoted else FIELD_START.match(first.removeprefix("-"))
+        if start and known_only and start.group(1).lower() not in FIELD_NAMES:
+            start = None
+        if start:
             fields.append(_term(token))
         else:
             words.append(token.raw)

@@ -19,6 +19,7 @@ async def test_delete_forgets_the_highlighted_down_node_and_its_row_goes() -> No
     observer = sample_observer()
     app = make_app(observer)
     async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("nodes")  # the rows are in before the table has the focus
         await settle(pilot)
         nodes = app.main.nodes
         nodes.focus()
@@ -37,6 +38,7 @@ async def test_delete_on_an_up_node_forgets_nothing_and_says_why() -> None:
     observer = sample_observer()
     app = make_app(observer)
     async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("nodes")  # the rows are in before the table has the focus
         await settle(pilot)
         nodes = app.main.nodes
         nodes.focus()
@@ -51,6 +53,7 @@ async def test_a_read_only_console_forgets_nothing() -> None:
     observer = sample_observer()
     app = make_app(observer, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("nodes")  # the rows are in before the table has the focus
         await settle(pilot)
         app.main.nodes.focus()
         await pilot.press("delete")

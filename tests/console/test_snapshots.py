@@ -60,3 +60,12 @@ def test_help_screen(snap_compare: SnapCompare) -> None:
         terminal_size=(160, 48),
         run_before=live(observer, "question_mark", keys_first=True),
     )
+
+
+def test_feed_investigation(snap_compare: SnapCompare) -> None:
+    """A field filter as a chip, a highlight, and the cursor on the newest marked entry."""
+    observer = sample_observer(stored_logs=False)
+    keys = ("slash", *"service:pay*", "enter", "h", *"timeout", "enter", "N")
+    assert snap_compare(
+        make_app(observer), terminal_size=(160, 48), run_before=live(observer, *keys)
+    )

@@ -98,3 +98,19 @@ def test_conditions_combine() -> None:
     )
     assert log_filter.select(ALL) == [FATAL]
     assert log_filter.describe() == "≥WARN svc=orders,payments !/slow/"
+
+
+def test_typed_field_terms_join_the_ones_in_force_and_the_rest_is_the_regex() -> None:
+    by_code = LogFilter().with_typed("code:PAY-502 declined")
+    assert by_code.text == "declined" and by_code.describe() == "code:PAY-502 /declined/"
+    both = by_code.with_typed("level:ERROR")
+    assert [str(term) for term in both.fields.terms] == ["code:PAY-502", "level:ERROR"]
+    assert both.text == ""
+    assert both.with_fields(()).fields.terms == () and both.with_fields(()).active is False
+
+
+def test_a_field_filter_selects_on_the_fields_and_an_unreadable_one_is_a_filter_error() -> None:
+    assert LogFilter().with_typed("response_time_ms>1000").select(ALL) == [WARN]
+    assert LogFilter().with_typed("-service:payments").select(ALL) == [WARN, ERROR]
+    with pytest.raises(FilterError, match="LOUD"):
+        LogFilter().with_typed("level:LOUD")

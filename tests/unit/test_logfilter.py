@@ -229,3 +229,10 @@ def test_the_search_box_keeps_its_words_as_typed_and_reads_its_field_terms(
 def test_the_search_box_names_a_field_term_it_cannot_read(text: str, said: str) -> None:
     with pytest.raises(ExpressionError, match=said):
         split_fields(text)
+
+
+def test_the_feed_box_reads_only_known_field_names_and_keeps_the_rest_as_regex() -> None:
+    expression, rest = split_fields(r"https://x id:\d+ CODE:PAY-5* -level:info", known_only=True)
+    assert (expression.describe(), rest) == ("code:PAY-5* -level:INFO", r"https://x id:\d+")
+    with pytest.raises(ExpressionError, match="foo"):
+        split_fields("foo:1", known_only=False)
