@@ -22,6 +22,10 @@ DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_ELASTICSEARCH = "http://127.0.0.1:9200"
 DEFAULT_ACCUMULATOR_HOST = "127.0.0.1"
 DEFAULT_ACCUMULATOR_PORT = 24224
+KAFKA_VARIABLE = "LOGDECK_KAFKA"
+"""Kafka's brokers, `host:port` comma-separated: any one of them lets a client in."""
+ELASTICSEARCH_VARIABLE = "LOGDECK_ELASTICSEARCH"
+"""Elasticsearch's URLs, comma-separated: the client spreads its requests over them."""
 
 
 BUS_FILE = "bus.db"
@@ -32,6 +36,11 @@ def default_data_dir() -> Path:
     """Where the embedded bus and store keep their files: the XDG data folder."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "logdeck"
+
+
+def split_addresses(text: str) -> list[str]:
+    """`a, b,c` as ["a", "b", "c"]: how a variable or flag lists several servers."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -146,7 +155,9 @@ class Settings:
     """Addresses and names shared by every logdeck service."""
 
     kafka: str = DEFAULT_KAFKA
+    """One broker or several, comma-separated (aiokafka takes them so)."""
     elasticsearch: str = DEFAULT_ELASTICSEARCH
+    """One URL or several, comma-separated: see `elasticsearch_urls`."""
     namespace: str = DEFAULT_NAMESPACE
     partitions: int = 6
     retention_days: int = 7
@@ -177,8 +188,8 @@ class Settings:
         """Settings from `LOGDECK_*` variables; explicit overrides (flags) win."""
         env = os.environ
         base = cls(
-            kafka=env.get("LOGDECK_KAFKA", DEFAULT_KAFKA),
-            elasticsearch=env.get("LOGDECK_ELASTICSEARCH", DEFAULT_ELASTICSEARCH),
+            kafka=env.get(KAFKA_VARIABLE, DEFAULT_KAFKA),
+            elasticsearch=env.get(ELASTICSEARCH_VARIABLE, DEFAULT_ELASTICSEARCH),
             namespace=env.get("LOGDECK_NAMESPACE", DEFAULT_NAMESPACE),
             partitions=int(env.get("LOGDECK_PARTITIONS", "6")),
             retention_days=int(env.get("LOGDECK_RETENTION_DAYS", "7")),
@@ -194,6 +205,11 @@ class Settings:
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base  # type: ignore[arg-type]
+
+    @property
+    def elasticsearch_urls(self) -> list[str]:
+        """Every Elasticsearch URL, as the client takes several nodes."""
+        return split_addresses(self.elasticsearch)
 
     @property
     def bus_name(self) -> str:

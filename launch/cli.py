@@ -56,8 +56,21 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from backend.stack.env import ROLES
+
     stack = commands.add_parser("stack", help="local Kafka and Elasticsearch on 127.0.0.1")
-    stack.add_argument("action", choices=["up", "down", "status", "fetch"])
+    stack.add_argument("action", choices=["up", "down", "status", "fetch", "env"])
+    stack.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three Kafka and three Elasticsearch nodes (Kafka 127.0.0.1:19092,19094,19096; "
+        "Elasticsearch http://127.0.0.1:19200-19202) instead of one of each",
+    )
+    stack.add_argument(
+        "--role",
+        metavar="ROLE",
+        help="env: only the variables a service of ROLE needs (" + ", ".join(ROLES) + ")",
+    )
     stack.set_defaults(handler=_stack)
 
 
@@ -70,7 +83,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from backend.stack.commands import stack_main
 
-    return stack_main(args.action)
+    return stack_main(args.action, cluster=args.cluster, role=args.role)
 
 
 def main(argv: list[str] | None = None) -> int:

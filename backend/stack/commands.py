@@ -1,4 +1,5 @@
-"""`logdeck stack up | down | status | fetch`: the local Kafka and Elasticsearch."""
+"""`logdeck stack up | down | status | fetch | env`: the local Kafka and Elasticsearch, as
+one node each or (`--cluster`) as a cluster of three each."""
 
 from __future__ import annotations
 
@@ -6,22 +7,34 @@ import sys
 import time
 from collections.abc import Callable
 
-from backend.stack import elasticsearch, kafka, provision
+from backend.stack import elasticsearch, kafka, provision, topology
+from backend.stack.env import ROLES, env_lines
 from backend.stack.errors import StackError
 from backend.stack.layout import ELASTICSEARCH_VERSION, KAFKA_VERSION, Layout
-from backend.stack.server import Server, State
+from backend.stack.server import Server, State, stop_all
+from backend.stack.topology import Topology
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
+NAME_WIDTH = 13
 
 
-def _servers(layout: Layout) -> tuple[Server, Server]:
-    return kafka.server(layout), elasticsearch.server(layout)
+def servers(stack: Topology) -> list[Server]:
+    """Every server of the stack, Kafka's first."""
+    return [
+        *(kafka.node_server(stack, node) for node in stack.kafka),
+        *(elasticsearch.node_server(stack, node) for node in stack.elasticsearch),
+    ]
 
 
-def fetch(layout: Layout) -> int:
+def _name_width(every: list[Server]) -> int:
+    return max(NAME_WIDTH, *(len(srv.name) for srv in every))
+
+
+def fetch(stack: Topology) -> int:
     """Download and unpack only, so CI can warm its caches before the tests."""
+    layout = stack.layout
     kafka_new = provision.fetch_kafka(layout)
     elasticsearch_new = provision.fetch_elasticsearch(layout)
     for name, new, path in (
@@ -32,50 +45,85 @@ def fetch(layout: Layout) -> int:
     return 0
 
 
-def up(layout: Layout) -> int:
-    """Launch both servers at once, then wait for each, so the slower start hides the faster."""
-    servers = _servers(layout)
-    for srv in servers:
+def up(stack: Topology) -> int:
+    """Launch every server at once, then wait for each, so the slower starts hide the faster."""
+    every = servers(stack)
+    for srv in every:
         if srv.pid() is None:
             srv.check_ports_free()
-    provision.fetch(layout)
+    provision.fetch(stack.layout)
     since = time.monotonic()
-    launchers = (kafka.launch_kafka(layout), elasticsearch.launch_elasticsearch(layout))
-    for srv, launcher in zip(servers, launchers, strict=True):
+    launchers = [*kafka.launch_nodes(stack), *elasticsearch.launch_nodes(stack)]
+    width = _name_width(every)
+    for srv, launcher in zip(every, launchers, strict=True):
         took = srv.wait_ready(launcher, since)
         note = "already running" if launcher is None else f"up in {took:.1f} s"
-        print(f"{srv.status().line()}  ({note})", flush=True)
+        print(f"{srv.status().line(width)}  ({note})", flush=True)
     return 0
 
 
-def down(layout: Layout) -> int:
+def down(stack: Topology) -> int:
     """Stop whatever of ours runs; nothing running is not an error."""
-    for srv in reversed(_servers(layout)):
-        pid = srv.stop()
+    every = list(reversed(servers(stack)))
+    width = _name_width(every)
+    for srv, pid in zip(every, stop_all(every), strict=True):
         outcome = "not running" if pid is None else f"stopped (was pid {pid})"
-        print(f"{srv.name:<13} {outcome}")
+        print(f"{srv.name:<{width}} {outcome}")
     return 0
 
 
-def status(layout: Layout) -> int:
-    """Exit 0 only when both servers run and answer, so scripts can gate on it."""
-    states = [srv.status() for srv in _servers(layout)]
+def status(stack: Topology) -> int:
+    """Exit 0 only when every server runs and answers, so scripts can gate on it."""
+    every = servers(stack)
+    width = _name_width(every)
+    states = [srv.status() for srv in every]
     for state in states:
-        print(state.line())
+        print(state.line(width))
     return 0 if all(s.state is State.RUNNING for s in states) else EXIT_NOT_RUNNING
 
 
-HANDLERS: dict[str, Callable[[Layout], int]] = {
+def _running(stack: Topology) -> bool:
+    return any(srv.pid() is not None for srv in servers(stack))
+
+
+def env(layout: Layout, cluster: bool, role: str | None) -> int:
+    """Print the variables that reach the running stack: the cluster if asked for, else
+    the single stack if it runs, else the cluster."""
+    if role is not None and role not in ROLES:
+        print(
+            f"logdeck stack env: unknown role {role!r}; use one of {', '.join(ROLES)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    candidates = [topology.cluster(layout)]
+    if not cluster:
+        candidates.insert(0, topology.single(layout))
+    for stack in candidates:
+        if _running(stack):
+            print("\n".join(env_lines(stack, role)))
+            return 0
+    start = "logdeck stack up --cluster" if cluster else "logdeck stack up [--cluster]"
+    print(f"logdeck stack env: no stack runs; start one with `{start}`", file=sys.stderr)
+    return EXIT_NOT_RUNNING
+
+
+HANDLERS: dict[str, Callable[[Topology], int]] = {
     "up": up,
     "down": down,
     "status": status,
     "fetch": fetch,
 }
-ACTIONS = tuple(HANDLERS)
+ACTIONS = (*HANDLERS, "env")
 
 
-def stack_main(action: str) -> int:
+def stack_main(action: str, *, cluster: bool = False, role: str | None = None) -> int:
     """Run one stack action; print one line on stderr and return non-zero on a StackError."""
+    layout = Layout.default()
+    if action != "env" and role is not None:
+        print("logdeck stack: --role applies to `env` only", file=sys.stderr)
+        return EXIT_USAGE
+    if action == "env":
+        return env(layout, cluster, role)
     handler = HANDLERS.get(action)
     if handler is None:
         print(
@@ -84,7 +132,7 @@ def stack_main(action: str) -> int:
         )
         return EXIT_USAGE
     try:
-        return handler(Layout.default())
+        return handler(topology.cluster(layout) if cluster else topology.single(layout))
     except StackError as error:
         print(f"logdeck stack: {error}", file=sys.stderr)
         return EXIT_ERROR

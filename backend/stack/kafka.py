@@ -1,4 +1,5 @@
-"""Kafka 4.1 in KRaft combined mode (broker and controller in one JVM) on loopback."""
+"""Kafka 4.1 in KRaft combined mode (broker and controller in one JVM) on loopback: one node,
+or a cluster of nodes that are each broker and controller."""
 
 from __future__ import annotations
 
@@ -9,49 +10,64 @@ import subprocess
 import time
 import uuid
 
+from backend.bus.kafka.replication import replication_for
 from backend.stack import process, provision
 from backend.stack.errors import StackError
 from backend.stack.java import java_home
 from backend.stack.kafka_wire import fetch_brokers
-from backend.stack.layout import HOST, KAFKA_CONTROLLER_PORT, KAFKA_PORT, Layout
+from backend.stack.layout import HOST, KAFKA_PORT, Layout
 from backend.stack.server import Server
+from backend.stack.topology import KafkaNode, Topology, single
 
 START_TIMEOUT = 60.0
+CLUSTER_START_TIMEOUT = 180.0
+"""Six JVMs starting at once on a small machine, and a quorum to elect."""
 STOP_TIMEOUT = 30.0
 HEAP = ("-Xms256m", "-Xmx512m")
+CLUSTER_HEAP = ("-Xms256m", "-Xmx384m")
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 
 
-def kafka_ready(bootstrap: str = f"{HOST}:{KAFKA_PORT}", timeout: float = 2.0) -> bool:
-    """True if the broker answers a Metadata request listing at least one broker."""
+def kafka_ready(
+    bootstrap: str = f"{HOST}:{KAFKA_PORT}", timeout: float = 2.0, brokers: int = 1
+) -> bool:
+    """True if the broker answers a Metadata request listing at least `brokers` brokers."""
     host, _, port = bootstrap.rpartition(":")
     try:
-        return bool(fetch_brokers(host, int(port), timeout))
+        return len(fetch_brokers(host, int(port), timeout)) >= brokers
     except (OSError, ValueError, struct.error):
         return False
 
 
-def render_server_properties(layout: Layout) -> str:
-    """server.properties of a single node that is its own controller, all on 127.0.0.1."""
-    plaintext = f"PLAINTEXT://{HOST}:{KAFKA_PORT}"
-    controller = f"CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}"
+def render_server_properties(topology: Topology, node: KafkaNode) -> str:
+    """server.properties of a node that is broker and controller, all on 127.0.0.1.
+
+    Every node of the topology is a controller; the internal topics keep as many copies
+    as the topics logdeck creates (`replication_for`).
+    """
+    plaintext = f"PLAINTEXT://{HOST}:{node.port}"
+    controller = f"CONTROLLER://{HOST}:{node.controller_port}"
+    replication = replication_for(len(topology.kafka))
+    factor, min_isr = str(replication.factor), str(replication.min_insync)
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.bootstrap.servers": f"{HOST}:{KAFKA_CONTROLLER_PORT}",
+        "node.id": str(node.node_id),
+        "controller.quorum.bootstrap.servers": ",".join(
+            f"{HOST}:{peer.controller_port}" for peer in topology.kafka
+        ),
         "listeners": f"{plaintext},{controller}",
         # Kafka 4 wants the controller listener advertised too (dynamic quorum, KIP-853).
         "advertised.listeners": f"{plaintext},{controller}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(layout.kafka_data),
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "log.dirs": str(node.data),
+        "offsets.topic.replication.factor": factor,
+        "transaction.state.log.replication.factor": factor,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": factor,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -84,72 +100,147 @@ def new_cluster_id() -> str:
             return text
 
 
-def server(layout: Layout | None = None) -> Server:
-    layout = layout or Layout.default()
+def node_server(topology: Topology, node: KafkaNode) -> Server:
+    """A node is ready once its metadata lists every broker of the topology."""
+    bootstrap, brokers = f"{HOST}:{node.port}", len(topology.kafka)
     return Server(
-        name="Kafka",
+        name=node.name,
         host=HOST,
-        ports=(KAFKA_PORT, KAFKA_CONTROLLER_PORT),
-        pid_file=layout.kafka / "kafka.pid",
-        markers=(MAIN_CLASS, str(layout.kafka / "server.properties")),
-        log=layout.kafka_logs / "server.log",
-        console_log=layout.kafka_logs / "kafka.out",
-        ready=kafka_ready,
-        start_timeout=START_TIMEOUT,
+        ports=(node.port, node.controller_port),
+        pid_file=node.home / "kafka.pid",
+        markers=(MAIN_CLASS, str(node.properties)),
+        log=node.logs / "server.log",
+        console_log=node.logs / "kafka.out",
+        ready=lambda: kafka_ready(bootstrap, brokers=brokers),
+        start_timeout=START_TIMEOUT if brokers == 1 else CLUSTER_START_TIMEOUT,
         stop_timeout=STOP_TIMEOUT,
     )
 
 
-def _java_command(layout: Layout, main_class: str, *args: str) -> list[str]:
+def server(layout: Layout | None = None) -> Server:
+    """The Kafka of `stack up`."""
+    topology = single(layout or Layout.default())
+    return node_server(topology, topology.kafka[0])
+
+
+def _java_command(topology: Topology, node: KafkaNode, main_class: str, *args: str) -> list[str]:
     return [
         str(java_home() / "bin" / "java"),
-        *HEAP,
+        *(HEAP if len(topology.kafka) == 1 else CLUSTER_HEAP),
         "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={layout.kafka / 'log4j2.properties'}",
-        f"-Dkafka.logs.dir={layout.kafka_logs}",
+        f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={node.logs}",
         "-cp",
-        f"{layout.kafka_lib}/*",
+        f"{topology.layout.kafka_lib}/*",
         main_class,
         *args,
     ]
 
 
-def _prepare(layout: Layout) -> None:
-    """Write the configuration and format the storage once (a restart keeps its data)."""
-    for directory in (layout.kafka_data, layout.kafka_logs):
-        directory.mkdir(parents=True, exist_ok=True)
-    properties = layout.kafka / "server.properties"
-    properties.write_text(render_server_properties(layout), encoding="utf-8")
-    (layout.kafka / "log4j2.properties").write_text(render_log4j2(), encoding="utf-8")
-    if (layout.kafka_data / "meta.properties").exists():
-        return
-    cluster = new_cluster_id()
-    command = _java_command(
-        layout, STORAGE_TOOL, "format", "-t", cluster, "-c", str(properties), "--standalone"
+def _quorum_flags(topology: Topology) -> list[str]:
+    """How `kafka-storage format` learns the controllers: alone, or all of them by
+    id, controller address and a directory id shared by every node's format."""
+    if len(topology.kafka) == 1:
+        return ["--standalone"]
+    voters = ",".join(
+        # A directory id is a Kafka Uuid, like a cluster id.
+        f"{node.node_id}@{HOST}:{node.controller_port}:{new_cluster_id()}"
+        for node in topology.kafka
     )
-    formatted = subprocess.run(command, capture_output=True, text=True)
-    if formatted.returncode != 0:
-        output = (formatted.stderr or formatted.stdout).strip().splitlines()
-        reason = output[-1] if output else f"exit {formatted.returncode}"
-        raise StackError(f"Kafka storage format failed in {layout.kafka_data}: {reason}")
+    return ["--initial-controllers", voters]
+
+
+def _format(topology: Topology) -> None:
+    """Format every node's storage with one cluster id, once (a restart keeps its data).
+
+    The nodes are formatted together or not at all: a node formatted alone would belong
+    to another cluster.
+    """
+    nodes = topology.kafka
+    formatted = [(node.data / "meta.properties").exists() for node in nodes]
+    if all(formatted):
+        return
+    if any(formatted):
+        homes = ", ".join(str(node.home) for node in nodes)
+        raise StackError(
+            f"only some Kafka nodes of {topology.name} are formatted; "
+            f"stop them and delete {homes} to start afresh"
+        )
+    cluster, quorum = new_cluster_id(), _quorum_flags(topology)
+    runs = [
+        (
+            node,
+            subprocess.Popen(
+                _java_command(
+                    topology,
+                    node,
+                    STORAGE_TOOL,
+                    "format",
+                    "-t",
+                    cluster,
+                    "-c",
+                    str(node.properties),
+                    *quorum,
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for node in nodes
+    ]
+    failures = []
+    for node, run in runs:
+        out, err = run.communicate()
+        if run.returncode != 0:
+            output = (err or out).strip().splitlines()
+            failures.append(
+                f"Kafka storage format failed in {node.data}: "
+                + (output[-1] if output else f"exit {run.returncode}")
+            )
+    if failures:
+        raise StackError("; ".join(failures))
+
+
+def _prepare(topology: Topology) -> None:
+    """Write every node's configuration, then format the storage of a new topology."""
+    for node in topology.kafka:
+        for directory in (node.data, node.logs):
+            directory.mkdir(parents=True, exist_ok=True)
+        node.properties.write_text(render_server_properties(topology, node), encoding="utf-8")
+        (node.home / "log4j2.properties").write_text(render_log4j2(), encoding="utf-8")
+    _format(topology)
+
+
+def launch_nodes(topology: Topology) -> list[int | None]:
+    """Start the nodes not running, without waiting; for each, its pid or None if it ran."""
+    servers = [node_server(topology, node) for node in topology.kafka]
+    if all(srv.pid() is not None for srv in servers):
+        return [None] * len(servers)
+    for srv in servers:
+        if srv.pid() is None:
+            srv.check_ports_free()
+    provision.fetch_kafka(topology.layout)
+    _prepare(topology)
+    pids: list[int | None] = []
+    for node, srv in zip(topology.kafka, servers, strict=True):
+        if srv.pid() is not None:
+            pids.append(None)
+            continue
+        pid = process.spawn_detached(
+            _java_command(topology, node, MAIN_CLASS, str(node.properties)),
+            log=srv.console_log,
+            cwd=node.home,
+            env=os.environ,
+        )
+        srv.pid_file.write_text(f"{pid}\n", encoding="utf-8")
+        pids.append(pid)
+    return pids
 
 
 def launch_kafka(layout: Layout) -> int | None:
-    """Start the broker without waiting; return its pid, or None if ours already runs."""
-    kafka = server(layout)
-    if kafka.pid() is not None:
-        return None
-    kafka.check_ports_free()
-    provision.fetch_kafka(layout)
-    _prepare(layout)
-    pid = process.spawn_detached(
-        _java_command(layout, MAIN_CLASS, str(layout.kafka / "server.properties")),
-        log=kafka.console_log,
-        cwd=layout.kafka,
-        env=os.environ,
-    )
-    kafka.pid_file.write_text(f"{pid}\n", encoding="utf-8")
-    return pid
+    """Start the Kafka of `stack up` without waiting; its pid, or None if ours already runs."""
+    return launch_nodes(single(layout))[0]
 
 
 def start_kafka(layout: Layout | None = None) -> float:

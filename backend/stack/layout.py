@@ -80,3 +80,8 @@ class Layout:
     @property
     def elasticsearch_logs(self) -> Path:
         return self.elasticsearch / "logs"
+
+    @property
+    def cluster(self) -> Path:
+        """The state of `stack up --cluster`: its nodes share only the unpacked artifacts."""
+        return self.root / "cluster"

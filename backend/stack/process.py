@@ -132,12 +132,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
-def terminate(pid: int, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if wait_until(lambda: not alive(pid), timeout):
+def terminate_all(pids: Sequence[int], timeout: float) -> None:
+    """SIGTERM to all, then SIGKILL to those still there after `timeout` seconds."""
+
+    def send(sig: signal.Signals) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def gone() -> bool:
+        return not any(alive(pid) for pid in pids)
+
+    send(signal.SIGTERM)
+    if wait_until(gone, timeout):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not alive(pid), 10.0)
+    send(signal.SIGKILL)
+    wait_until(gone, 10.0)

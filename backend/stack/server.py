@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -27,11 +27,11 @@ class Status:
     state: State
     pid: int | None
 
-    def line(self) -> str:
+    def line(self, name_width: int = 13) -> str:
         """One aligned line: name, state, address, pid, log."""
         pid = f"pid {self.pid}" if self.pid is not None else "-"
         return (
-            f"{self.server.name:<13} {self.state.value:<13} {self.server.address:<22} "
+            f"{self.server.name:<{name_width}} {self.state.value:<13} {self.server.address:<22} "
             f"{pid:<11} log {self.server.log}"
         )
 
@@ -97,9 +97,20 @@ class Server:
 
     def stop(self) -> int | None:
         """Stop our server if it runs; return the pid it had."""
-        pid = self.pid()
-        if pid is not None:
-            process.terminate(pid, self.stop_timeout)
+        return stop_all([self])[0]
+
+
+def stop_all(servers: Sequence[Server]) -> list[int | None]:
+    """Stop our servers that run, all at once; return the pid each had.
+
+    At once, because the Kafka nodes of a cluster are its controllers too: stopped one
+    after another, the last ones wait for a quorum that has gone.
+    """
+    pids = [srv.pid() for srv in servers]
+    process.terminate_all(
+        [pid for pid in pids if pid is not None], max(srv.stop_timeout for srv in servers)
+    )
+    for srv in servers:
         with contextlib.suppress(FileNotFoundError):
-            self.pid_file.unlink()
-        return pid
+            srv.pid_file.unlink()
+    return pids

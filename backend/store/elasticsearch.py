@@ -15,7 +15,7 @@ from typing import Any, Final
 import msgspec
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from backend.config import Indices
+from backend.config import Indices, split_addresses
 from backend.schemas import Alert, Log, NodeEntry, RetiredNode
 from backend.security import ElasticsearchAuth
 from backend.store.base import (
@@ -101,7 +101,11 @@ ALERT_MAPPINGS: Final[dict[str, Any]] = {
     },
 }
 
-_SINGLE_SHARD: Final = {"number_of_shards": 1, "number_of_replicas": 0}
+
+def shard_settings(data_nodes: int) -> dict[str, int]:
+    """One shard per index; one replica of it where another data node can hold it, so
+    losing a node loses no logs (on a single node a replica could never be assigned)."""
+    return {"number_of_shards": 1, "number_of_replicas": 1 if data_nodes > 1 else 0}
 
 
 def daily_index(prefix: str, timestamp: str) -> str:
@@ -125,7 +129,7 @@ class ElasticsearchStore:
         self._url = url
         self._indices = indices
         self._client = AsyncElasticsearch(
-            url,
+            split_addresses(url),
             request_timeout=request_timeout,
             max_retries=0,
             **(auth or ElasticsearchAuth()).client_options(),
@@ -137,11 +141,13 @@ class ElasticsearchStore:
 
     async def ensure_schema(self) -> None:
         async with self._errors("creating index templates"):
+            health = await self._client.cluster.health()
+            shards = shard_settings(health.body.get("number_of_data_nodes", 1))
             await self._client.indices.put_index_template(
                 name=self._indices.logs_prefix.rstrip("-"),
                 index_patterns=[self._indices.logs_pattern],
                 template={
-                    "settings": {**_SINGLE_SHARD, "refresh_interval": "1s"},
+                    "settings": {**shards, "refresh_interval": "1s"},
                     "mappings": LOG_MAPPINGS,
                 },
             )
@@ -158,7 +164,7 @@ class ElasticsearchStore:
                 if not await self._client.indices.exists(index=index):
                     # 400 when another service created it in between: fine.
                     await self._client.options(ignore_status=400).indices.create(
-                        index=index, settings=_SINGLE_SHARD, mappings=mappings
+                        index=index, settings=shards, mappings=mappings
                     )
                 else:  # made by an earlier version: add the fields it lacks
                     await self._client.indices.put_mapping(

@@ -130,7 +130,7 @@ class Stored:
 
     def refresh(self) -> None:
         if self.settings.embedded is None:
-            with Elasticsearch(self.settings.elasticsearch, request_timeout=30) as es:
+            with Elasticsearch(self.settings.elasticsearch_urls, request_timeout=30) as es:
                 es.indices.refresh(
                     index=f"{self.settings.namespace}-*",
                     allow_no_indices=True,
@@ -140,7 +140,7 @@ class Stored:
     def drop(self) -> None:
         """Delete what the test stored (the embedded files go with the test's folder)."""
         if self.settings.embedded is None:
-            with Elasticsearch(self.settings.elasticsearch, request_timeout=30) as es:
+            with Elasticsearch(self.settings.elasticsearch_urls, request_timeout=30) as es:
                 es.indices.delete(
                     index=f"{self.settings.namespace}-*",
                     allow_no_indices=True,

@@ -27,8 +27,10 @@ from backend.stack.java import java_home, release_major
 from backend.stack.kafka import kafka_ready, new_cluster_id, render_log4j2, render_server_properties
 from backend.stack.layout import ROOT_STACK_DIR, Layout, default_stack_dir
 from backend.stack.server import Server, State
+from backend.stack.topology import single
 
 LAYOUT = Layout(Path("/srv/stack"))
+SINGLE = single(LAYOUT)
 
 
 @pytest.fixture
@@ -136,7 +138,7 @@ def test_java_home_rejects_a_home_without_java(
 
 
 def test_kafka_listens_and_advertises_on_loopback_only() -> None:
-    config = properties(render_server_properties(LAYOUT))
+    config = properties(render_server_properties(SINGLE, SINGLE.kafka[0]))
     for key in ("listeners", "advertised.listeners"):
         assert config[key] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
     assert config["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
@@ -144,7 +146,7 @@ def test_kafka_listens_and_advertises_on_loopback_only() -> None:
 
 
 def test_kafka_internal_topics_fit_one_broker() -> None:
-    config = properties(render_server_properties(LAYOUT))
+    config = properties(render_server_properties(SINGLE, SINGLE.kafka[0]))
     assert config["log.dirs"] == "/srv/stack/kafka/data"
     for key in (
         "offsets.topic.replication.factor",
@@ -208,7 +210,7 @@ def test_kafka_is_not_ready_when_nothing_listens(free_port: int) -> None:
 
 
 def test_elasticsearch_binds_loopback_without_security() -> None:
-    lines = render_elasticsearch_yml(LAYOUT).splitlines()
+    lines = render_elasticsearch_yml(SINGLE, SINGLE.elasticsearch[0]).splitlines()
     config = {key: json.loads(value) for key, value in (line.split(": ", 1) for line in lines)}
     assert config["network.host"] == "127.0.0.1"
     assert config["http.port"] == "9200"
@@ -219,10 +221,10 @@ def test_elasticsearch_binds_loopback_without_security() -> None:
     assert config["path.logs"] == "/srv/stack/elasticsearch/logs"
 
 
-def health_server(status: str) -> HTTPServer:
+def health_server(status: str, nodes: int = 1) -> HTTPServer:
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps({"status": status}).encode()
+            body = json.dumps({"status": status, "number_of_nodes": nodes}).encode()
             self.send_response(200 if self.path == "/_cluster/health" else 404)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -241,6 +243,16 @@ def test_elasticsearch_is_ready_when_health_is_yellow_or_green(status: str, read
     server = health_server(status)
     try:
         assert elasticsearch_ready(f"http://127.0.0.1:{server.server_port}") is ready
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("joined", "ready"), [(2, False), (3, True)])
+def test_a_cluster_is_ready_once_every_node_joined(joined: int, ready: bool) -> None:
+    server = health_server("green", nodes=joined)
+    try:
+        assert elasticsearch_ready(f"http://127.0.0.1:{server.server_port}", nodes=3) is ready
     finally:
         server.shutdown()
         server.server_close()
@@ -306,7 +318,7 @@ def test_a_detached_process_outlives_its_starter_and_stops(tmp_path: Path) -> No
     assert process.alive(pid)
     assert os.getsid(pid) != os.getsid(0)
     assert process.wait_until(lambda: log.read_text(encoding="utf-8") == "started\n", 5.0)
-    process.terminate(pid, timeout=5.0)
+    process.terminate_all([pid], timeout=5.0)
     assert not process.alive(pid)
 
 

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from backend.bus.base import BusUnavailable
 from backend.bus.kafka.clients import ClientOptions
+from backend.bus.kafka.replication import replication_for
 
 
 async def ensure_topics(
@@ -21,20 +22,26 @@ async def ensure_topics(
 ) -> None:
     """Create the missing topics with no retention of logdeck's own.
 
-    The broker's retention applies (`log.retention.hours`, 7 days by default; no size
-    limit): it deletes whole old segments whether or not a group has read them, and a
-    group that fell that far behind goes on from the earliest record left.
+    Each keeps as many copies as the brokers the cluster lists allow (`replication_for`);
+    topics that exist keep theirs. The broker's retention applies (`log.retention.hours`,
+    7 days by default; no size limit): it deletes whole old segments whether or not a
+    group has read them, and a group that fell that far behind goes on from the earliest
+    record left.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
+        replication = replication_for(len((await admin.describe_cluster())["brokers"]))
+        common = {"min.insync.replicas": str(replication.min_insync)}
         missing = [
             NewTopic(
                 name=topic,
                 num_partitions=partitions,
-                replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if topic in compacted else {},
+                replication_factor=replication.factor,
+                topic_configs={**common, "cleanup.policy": "compact"}
+                if topic in compacted
+                else common,
             )
             for topic in topics
             if topic not in existing
