@@ -59,7 +59,7 @@ from backend.schemas import (
     now_iso,
     validate_record,
 )
-from backend.window import TimeWindow
+from backend.window import TimeWindow, WindowAt
 
 log = logging.getLogger("logdeck.accumulator")
 
@@ -96,7 +96,8 @@ class Router:
     ) -> list[Outgoing]:
         """Records for `items`; `access` says which nodes the sender may speak for."""
         received_at = now_iso()
-        arrived = datetime.fromisoformat(received_at)  # the window's clock, as in the header
+        # The window's clock, as in the header.
+        window = self._window.at(datetime.fromisoformat(received_at))
         headers_base = (
             ("ingested_at", received_at.encode()),
             ("accumulator", self._source.encode()),
@@ -114,13 +115,15 @@ class Router:
                 )
             for entry in item.entries:
                 try:
-                    message = validate_record(entry.record)
+                    message = (
+                        entry.record if entry.raw is not None else validate_record(entry.record)
+                    )
                 except InvalidRecord as error:
                     node = entry.record.get("node_id")
                     out.append(
                         self._dead(
                             str(error),
-                            repack(entry.record),
+                            repack(entry.as_map()),
                             received_at,
                             peer,
                             item.tag,
@@ -136,7 +139,7 @@ class Router:
                     out.append(
                         self._dead(
                             NOT_UTF8,
-                            repack(entry.record),
+                            repack(entry.as_map()),
                             received_at,
                             peer,
                             item.tag,
@@ -144,14 +147,14 @@ class Router:
                         )
                     )
                     continue
-                refused = self._refusal(message, len(body) + len(key) + headers_size, arrived)
+                refused = self._refusal(message, len(body) + len(key) + headers_size, window)
                 if refused is None and access is not None:
                     refused = access.refusal(message.node_id)
                 if refused is not None:
                     out.append(
                         self._dead(
                             refused,
-                            repack(entry.record),
+                            repack(entry.as_map()),
                             received_at,
                             peer,
                             item.tag,
@@ -164,7 +167,7 @@ class Router:
                 out.append(Outgoing(topic, key, body, headers))
         return out
 
-    def _refusal(self, message: Message, size: int, arrived: datetime) -> str | None:
+    def _refusal(self, message: Message, size: int, window: WindowAt) -> str | None:
         """Why a valid message is still refused: Kafka would not take its record (`size`
         bytes with key and headers), or the store would not keep it; None if neither."""
         if size > MAX_RECORD_BYTES:
@@ -172,7 +175,7 @@ class Router:
                 f"record is {size} bytes (JSON, key and headers); "
                 f"at most {MAX_RECORD_BYTES} fit a Kafka record"
             )
-        return self._window.refusal(message.timestamp, arrived)
+        return window.refusal(message.timestamp)
 
     def _dead(
         self,
@@ -299,6 +302,7 @@ async def run_accumulator(
         hostname=security.hostname,
         users={user.name: user.password.reveal() for user in security.users} or None,
         admission=admission,
+        record_type=Message,
     )
     try:
         await server.start()

@@ -143,5 +143,5 @@ def _reason(letter: Outgoing) -> str:
 
 def _packed(entries: list[Entry], index: int) -> bytes:
     if 0 <= index < len(entries):
-        return repack([entries[index].time, entries[index].record])
+        return repack([entries[index].time, entries[index].as_map()])
     return b""

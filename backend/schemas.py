@@ -52,6 +52,9 @@ EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
 """Timestamps from EARLIEST up to (not including) LATEST: the embedded store orders logs by
 epoch milliseconds from 1970 and up to 2108, Elasticsearch holds more."""
+_EARLIEST_DAY: Final = "1970-01-01"
+_LATEST_DAY: Final = "2099-12-31"
+"""Usual timestamps before this day are inside the years stored, even one at 24:00."""
 _MAX_OFFSET: Final = timedelta(hours=18)
 """The largest UTC offset Elasticsearch reads (Java's ZoneOffset)."""
 MAX_NAME_BYTES: Final = 512
@@ -66,9 +69,16 @@ and JSON has no NaN or infinity at all (they were written as null)."""
 
 
 def _check_timestamp(value: str) -> None:
+    # The usual `2026-11-24T10:15:30.123Z` by its separators (half the regex's cost).
+    usual = len(value) == 24 and value[4:20:3] == "--T::." and value[23] == "Z"
+    if usual and _EARLIEST_DAY <= value < _LATEST_DAY:
+        # UTC, and its text sorts as its time: well inside the years stored if it parses.
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"timestamp {value!r} is not ISO 8601") from None
+        return
     try:
-        # The usual `2026-11-24T10:15:30.123Z` by its separators (half the regex's cost).
-        usual = len(value) == 24 and value[4:20:3] == "--T::." and value[23] == "Z"
         if not usual and not _ISO_8601.fullmatch(value):
             raise ValueError
         parsed = datetime.fromisoformat(value)
@@ -84,11 +94,15 @@ def _check_timestamp(value: str) -> None:
         raise ValueError(f"timestamp {value!r} is outside 1970-2099 (UTC), the years stored")
 
 
+_SHORT_NAME: Final = MAX_NAME_BYTES // 4
+"""Names up to this many characters fit in MAX_NAME_BYTES whatever their characters."""
+
+
 def _check_required_text(**fields: str) -> None:
     for name, value in fields.items():
         if not value:
             raise ValueError(f"`{name}` must not be empty")
-        if len(value) > MAX_NAME_BYTES // 4:  # shorter ones fit whatever their characters
+        if len(value) > _SHORT_NAME:
             _check_name_size(name, value)
 
 
@@ -153,9 +167,15 @@ class Log(
     error_details: ErrorDetails | None = None
 
     def __post_init__(self) -> None:
-        _check_required_text(
-            log_id=self.log_id, node_id=self.node_id, service_name=self.service_name
-        )
+        # Usual ids at the cost of a comparison each; any other is checked (and refused) in full.
+        if not (
+            0 < len(self.log_id) <= _SHORT_NAME
+            and 0 < len(self.node_id) <= _SHORT_NAME
+            and 0 < len(self.service_name) <= _SHORT_NAME
+        ):
+            _check_required_text(
+                log_id=self.log_id, node_id=self.node_id, service_name=self.service_name
+            )
         _check_timestamp(self.timestamp)
         if self.response_time_ms is not None or self.threshold_limit_ms is not None:
             _check_timings(

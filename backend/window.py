@@ -43,6 +43,43 @@ class TimeWindow:
             )
         return None
 
+    def at(self, now: datetime) -> WindowAt:
+        """The window at `now`, for judging many timestamps against one clock reading."""
+        return WindowAt(self, now)
+
+
+_CENTURY = timedelta(days=36_525)
+
+
+class WindowAt:
+    """`TimeWindow.refusal` at one moment, cheaper for the usual timestamps.
+
+    Those of the usual form (`2026-11-24T10:15:30.123Z`: fixed width and UTC, so their
+    text sorts as their time) are inside when their text lies between the oldest day kept
+    and the latest moment allowed (to the millisecond, as theirs); the rest, and any that
+    text says are outside, are judged by `TimeWindow.refusal`, which says why.
+    """
+
+    def __init__(self, window: TimeWindow, now: datetime) -> None:
+        self._window = window
+        self._now = now
+        self._oldest_day = (now - window._retention).date().isoformat()
+        # Cut to the millisecond: a timestamp in milliseconds is later than `now + skew`
+        # exactly when it is later than that cut. A skew of centuries (a way of saying "no
+        # limit") would run past the calendar here: those before a century ahead are inside.
+        self._latest = iso_millis(now + min(window._skew, _CENTURY))
+
+    def refusal(self, timestamp: str) -> str | None:
+        """Why a (valid) `timestamp` is outside the window, or None."""
+        if (
+            len(timestamp) == 24
+            and timestamp[4:20:3] == "--T::."
+            and timestamp[23] == "Z"
+            and self._oldest_day <= timestamp <= self._latest
+        ):
+            return None
+        return self._window.refusal(timestamp, self._now)
+
 
 def span(length: timedelta) -> str:
     """`1 day`, `3 days`, `6 h`, `15 min` or `90 s`: the largest unit that divides it."""

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from backend.bus import Delivery
 from backend.forward.admission import NodeAccess
@@ -81,6 +81,8 @@ class Connection:
         budget: ByteBudget,
         first: bytes = b"",
         access: NodeAccess | None = None,
+        *,
+        record_type: Any = None,
     ) -> None:
         self._sink = sink
         self._access = access
@@ -88,7 +90,9 @@ class Connection:
         self._writer = writer
         self._peer = peer_of(writer)
         self._limits = limits
-        self._decoder = ForwardDecoder(limits.max_frame_bytes, limits.max_frame_entries)
+        self._decoder = ForwardDecoder(
+            limits.max_frame_bytes, limits.max_frame_entries, record_type=record_type
+        )
         self._pending: asyncio.Queue[tuple[list[str], Delivery, int] | None] = asyncio.Queue(
             limits.max_pending
         )

@@ -19,10 +19,16 @@ gzip frame cannot turn into millions of events. A frame with a `chunk` option ke
 whatever is wrong inside, so the client is acknowledged once its dead letters are safe.
 Strings that are not UTF-8 are kept with `surrogateescape`, so `repack` gives the client's
 bytes back.
+
+Given a `record_type` (a msgspec type), a PackedForward frame whose entries all read as
+`[time, record_type]` is read in one pass straight into it, a third of the work of maps
+validated later (`Entry.raw` keeps each record's bytes); any other frame is read as maps,
+exactly as without one.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 import zlib
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgpack
+import msgspec
 
 EVENT_TIME_EXT: Final = 0
 DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
@@ -38,6 +45,10 @@ DEFAULT_MAX_FRAME_ENTRIES: Final = 100_000
 _READ_SIZE: Final = 16 * 1024
 """msgpack's first buffer per connection (its default is 1 MiB); it grows for big frames."""
 _EVENT_TIME: Final = struct.Struct(">II")
+_ARRAY32: Final = struct.Struct(">BI")
+_BYTE: Final = struct.Struct(">B")
+_MAP16: Final = struct.Struct(">H")
+_MAP32: Final = struct.Struct(">I")
 
 
 class EventTime(float):
@@ -46,11 +57,23 @@ class EventTime(float):
     __slots__ = ()
 
 
-def _ext_hook(code: int, data: bytes) -> object:
+def _ext_hook(code: int, data: bytes | memoryview) -> object:
+    """msgpack's and msgspec's (which gives a memoryview) ext hook."""
     if code == EVENT_TIME_EXT and len(data) == _EVENT_TIME.size:
         seconds, nanos = _EVENT_TIME.unpack(data)
         return EventTime(seconds + nanos / 1e9)
-    return msgpack.ExtType(code, data)
+    return msgpack.ExtType(code, bytes(data))
+
+
+def _unpack_record(raw: msgspec.Raw) -> Any:
+    """A record's bytes as the map the plain way reads (options of `_entries`)."""
+    return msgpack.unpackb(
+        memoryview(raw),
+        raw=False,
+        unicode_errors="surrogateescape",
+        ext_hook=_ext_hook,
+        strict_map_key=False,
+    )
 
 
 def pack_event_time(seconds: float) -> msgpack.ExtType:
@@ -63,10 +86,17 @@ def pack_event_time(seconds: float) -> msgpack.ExtType:
 
 @dataclass(slots=True)
 class Entry:
-    """One event that framed correctly; its record is not validated yet."""
+    """One event that framed correctly; its record is a map not validated yet, or, with
+    `raw`, already read into the decoder's `record_type`."""
 
     time: float
     record: Any
+    raw: msgspec.Raw | None = None
+    """The client's bytes of a typed record, so a refused one is dead-lettered as sent."""
+
+    def as_map(self) -> Any:
+        """The record as the client sent it (a map, unless the client sent something else)."""
+        return self.record if self.raw is None else _unpack_record(self.raw)
 
 
 @dataclass(slots=True)
@@ -149,11 +179,14 @@ class ForwardDecoder:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_entries: int = DEFAULT_MAX_FRAME_ENTRIES,
         clock: Callable[[], float] = time.time,
+        record_type: Any = None,
     ) -> None:
-        """`clock`: the time of arrival given to events sent with a nil time."""
+        """`clock`: the time of arrival given to events sent with a nil time;
+        `record_type`: what packed records are read straight into when they all fit."""
         self._max_frame_bytes = max_frame_bytes
         self._max_entries = max_entries
         self._clock = clock
+        self._typed = None if record_type is None else _typed_entries(record_type, max_entries)
         # Made on the first bytes (about 60 KiB), dropped after a frame that made it grow.
         self._unpacker: msgpack.Unpacker | None = None
         self._fed = 0  # bytes the current unpacker was given
@@ -305,11 +338,15 @@ class ForwardDecoder:
         if option.get("compressed") == "gzip":
             return Frame("CompressedPackedForward", tag, chunk=chunk, gzip=data)
         frame = Frame("PackedForward", tag, chunk=chunk)
-        self._entries(frame, data)
+        self._entries(frame, data, option.get("size"))
         return frame
 
-    def _entries(self, frame: Frame, data: bytes) -> None:
-        """Packed entries into `frame`: at most `max_entries`, the rest rejected as one."""
+    def _entries(self, frame: Frame, data: bytes, size: object = None) -> None:
+        """Packed entries into `frame`: at most `max_entries`, the rest rejected as one.
+        `size`: how many the client says there are (its option), if it says."""
+        if self._typed is not None and (typed := self._typed.read(data, size)) is not None:
+            frame.entries = typed
+            return
         unpacker = msgpack.Unpacker(
             raw=False,
             unicode_errors="surrogateescape",
@@ -345,6 +382,104 @@ class ForwardDecoder:
             frame.rejected.append(
                 Rejected(f"packed entries end {cut} bytes into an entry", data[position:])
             )
+
+
+_TIME_TYPES: Final = frozenset({int, float, EventTime})
+"""What msgspec reads a time that `_is_time` takes as: the plain way's times."""
+
+
+class _TypedEntries:
+    """Packed entries read straight into typed records, all or none.
+
+    msgspec reads `[time, record]` pairs into a record type about three times faster
+    than msgpack builds maps for validating later. Any entry that does not fit (a time
+    that is not a number, a record that is not valid, bytes that are not msgpack or not
+    UTF-8, a key that names no field, more than `max_entries`) makes `read` return None,
+    and the frame is read the plain way: what becomes of a frame with anything wrong in
+    it does not change. Keys naming no field are the plain way's too because msgspec
+    skips them unread, where a map's key that is not UTF-8 makes the record invalid.
+    """
+
+    def __init__(self, record_type: Any, max_entries: int) -> None:
+        self._pairs = msgspec.msgpack.Decoder(list[tuple[Any, msgspec.Raw]], ext_hook=_ext_hook)
+        self._record = msgspec.msgpack.Decoder(record_type)
+        self._max_entries = max_entries
+        self._keys = _struct_keys(record_type)
+
+    def read(self, data: bytes, size: object = None) -> list[Entry] | None:
+        """The entries of `data`, typed, or None; `size`, if the client gave it, saves
+        counting them (a wrong one only sends the frame the plain way)."""
+        if type(size) is int and 0 <= size <= self._max_entries:
+            count: int | None = size
+        else:
+            count = _count(data, self._max_entries)
+        if count is None:
+            return None
+        entries: list[Entry] = []
+        decode, keys, astuple = self._record.decode, self._keys, msgspec.structs.astuple
+        try:
+            # The entries with an array header in front: one array msgspec reads in one go.
+            for at, raw in self._pairs.decode(_ARRAY32.pack(0xDD, count) + data):
+                if type(at) not in _TIME_TYPES:
+                    return None
+                record = decode(raw)
+                # Each key set a field (not None) or is the tag: none named no field.
+                if _map_size(raw) != keys[type(record)] - astuple(record).count(None):
+                    return None
+                entries.append(Entry(float(at), record, raw))
+        except (msgspec.DecodeError, RecursionError):  # and ValidationError, a DecodeError
+            return None
+        return entries
+
+
+@functools.lru_cache(maxsize=8)
+def _typed_entries(record_type: Any, max_entries: int) -> _TypedEntries:
+    """One reader for every connection: it keeps no state, and making one takes about a
+    third of a millisecond."""
+    return _TypedEntries(record_type, max_entries)
+
+
+def _struct_keys(record_type: Any) -> dict[type, int]:
+    """Keys a map read into each struct of `record_type` has when each sets a field."""
+    info = msgspec.inspect.type_info(record_type)
+    structs = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    keys: dict[type, int] = {}
+    for struct_type in structs:
+        # A field that defaults to anything but None would hide a key that named no field.
+        if not isinstance(struct_type, msgspec.inspect.StructType) or any(
+            not (field.required or field.default is None) for field in struct_type.fields
+        ):
+            raise ValueError(
+                "record_type: a msgspec Struct, or a union of them, whose optional fields "
+                "default to None"
+            )
+        keys[struct_type.cls] = len(struct_type.fields) + (struct_type.tag_field is not None)
+    return keys
+
+
+def _map_size(raw: msgspec.Raw) -> int:
+    """The length of the msgpack map `raw`, from its header."""
+    first: int = _BYTE.unpack_from(raw)[0]
+    if first >> 4 == 0x8:  # fixmap
+        return first & 0x0F
+    size: int = (_MAP16 if first == 0xDE else _MAP32).unpack_from(raw, 1)[0]
+    return size
+
+
+def _count(data: bytes, limit: int) -> int | None:
+    """How many msgpack values `data` holds, or None if not whole ones, or over `limit`."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(data), 1), max_array_len=limit)
+    unpacker.feed(data)
+    count = 0
+    try:
+        while unpacker.tell() < len(data):
+            if count == limit:
+                return None
+            unpacker.skip()
+            count += 1
+    except _UNPACK_ERRORS:
+        return None
+    return count
 
 
 def _chunk(option: object) -> str | None:

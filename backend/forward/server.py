@@ -20,6 +20,7 @@ import logging
 import ssl as _ssl
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from backend.forward.admission import Admission
 from backend.forward.budget import ByteBudget
@@ -58,11 +59,14 @@ class ForwardServer:
         hostname: str | None = None,
         users: Mapping[str, str] | None = None,
         admission: Admission | None = None,
+        record_type: Any = None,
     ) -> None:
         """`max_connections_per_peer`: half of `max_connections` unless given; `ssl`: serve
         TLS with this context; `shared_key`: ask every client for it (HELO, PING, PONG),
         naming this server `hostname` in the PONG; `users` (name to password): ask for one
-        of them too; `admission`: which nodes each connection may speak for."""
+        of them too; `admission`: which nodes each connection may speak for;
+        `record_type`: the msgspec type packed records are read straight into when they fit
+        (see `ForwardDecoder`)."""
         per_peer = max_connections_per_peer or max(1, max_connections // 2)
         limits = (max_pending, max_frame_bytes, max_frame_entries, max_connections, per_peer)
         timeouts = (idle_timeout, frame_timeout, write_timeout, max_buffered_bytes)
@@ -93,6 +97,7 @@ class ForwardServer:
             ssl=ssl, shared_key=shared_key, hostname=hostname, users=users, timeout=idle_timeout
         )
         self._admission = admission
+        self._record_type = record_type
 
     @property
     def handshakes(self) -> Counter[str]:
@@ -164,7 +169,14 @@ class ForwardServer:
                 else None
             )
             await Connection(
-                self._sink, reader, writer, self._limits, self._budget, first, access
+                self._sink,
+                reader,
+                writer,
+                self._limits,
+                self._budget,
+                first,
+                access,
+                record_type=self._record_type,
             ).run()
         finally:
             self._connections.discard(task)

@@ -130,6 +130,8 @@ def test_level_rank_orders_severity() -> None:
         ({"timestamp": "0001-01-01T00:00:00+01:00"}, "outside 1970-2099"),
         ({"timestamp": "1969-12-31T23:59:59.999Z"}, "outside 1970-2099"),
         ({"timestamp": "2026-11-24 10:15:30Z"}, "not ISO 8601"),
+        ({"timestamp": "2026-02-30T10:15:30.123Z"}, "not ISO 8601"),
+        ({"timestamp": "2026-11-24T10:15:60.123Z"}, "not ISO 8601"),
         ({"timestamp": "20261124T101530Z"}, "not ISO 8601"),
         ({"timestamp": "2026-W48-2T10:15Z"}, "not ISO 8601"),
         ({"timestamp": "2026-11-24T10:15:30.1234567891Z"}, "not ISO 8601"),

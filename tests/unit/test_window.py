@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backend.config import Settings, duration_s
+from backend.schemas import iso_millis
 from backend.store.elasticsearch import daily_index
 from backend.window import TimeWindow, span
 
@@ -37,6 +38,36 @@ def test_the_edges_are_the_oldest_day_kept_and_the_skew() -> None:
         "2 h",
         "90 s",
     ]
+
+
+@pytest.mark.parametrize("skew", [3600, 3600.0007, 0.0004])
+@pytest.mark.parametrize("micros", [0, 500, 999_999])
+def test_the_window_at_one_moment_judges_every_edge_as_the_window(skew: float, micros: int) -> None:
+    """`at` compares usual timestamps as text: it must agree to the millisecond, with a
+    clock and a skew between two milliseconds too, and leave the other forms to `refusal`."""
+    window = TimeWindow(retention_days=7, max_skew_s=skew)
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC) + timedelta(microseconds=micros)
+    latest, oldest = now + timedelta(seconds=skew), datetime(2026, 11, 17, tzinfo=UTC)
+    stamps = [
+        iso_millis(edge + timedelta(milliseconds=step))
+        for edge in (latest, oldest)
+        for step in range(-3, 4)
+    ]
+    stamps += [stamp.replace(".", ",") for stamp in stamps]
+    stamps += ["2026-11-17T00:30:00+01:00", "2026-11-24T11:00:00+00:00", "2026-11-24T10:00Z"]
+    at = window.at(now)
+    assert [at.refusal(stamp) for stamp in stamps] == [
+        window.refusal(stamp, now) for stamp in stamps
+    ]
+    assert any(at.refusal(stamp) is None for stamp in stamps)
+    assert any(at.refusal(stamp) is not None for stamp in stamps)
+
+
+def test_a_skew_past_the_calendar_means_no_limit_ahead() -> None:
+    window = TimeWindow(retention_days=7, max_skew_s=8e13)
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert window.at(now).refusal("2099-12-31T23:59:59.999Z") is None
+    assert window.refusal("2099-12-31T23:59:59.999Z", now) is None
 
 
 @pytest.fixture
