@@ -69,7 +69,14 @@ def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stack.add_argument(
         "--role",
         metavar="ROLE",
-        help="env: only the variables a service of ROLE needs (" + ", ".join(ROLES) + ")",
+        help="env: only the variables a service of ROLE needs (" + ", ".join(ROLES) + "); "
+        "without it, on the cluster, the admin principal's",
+    )
+    stack.add_argument(
+        "--namespace",
+        metavar="NAME",
+        help="up --cluster: create NAME's topics and grant each role its ACLs on them "
+        "(default logdeck)",
     )
     stack.set_defaults(handler=_stack)
 
@@ -83,7 +90,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from backend.stack.commands import stack_main
 
-    return stack_main(args.action, cluster=args.cluster, role=args.role)
+    return stack_main(args.action, cluster=args.cluster, role=args.role, namespace=args.namespace)
 
 
 def main(argv: list[str] | None = None) -> int:

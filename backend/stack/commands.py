@@ -7,7 +7,9 @@ import sys
 import time
 from collections.abc import Callable
 
+from backend.config import DEFAULT_NAMESPACE
 from backend.stack import elasticsearch, kafka, provision, topology
+from backend.stack.acls import open_namespace
 from backend.stack.env import ROLES, env_lines
 from backend.stack.errors import StackError
 from backend.stack.layout import ELASTICSEARCH_VERSION, KAFKA_VERSION, Layout
@@ -18,6 +20,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 NAME_WIDTH = 13
+SECURED_PARTITIONS = 6
+"""The partitions of the topics `up` creates on a secured stack: the services' default."""
 
 
 def servers(stack: Topology) -> list[Server]:
@@ -45,8 +49,9 @@ def fetch(stack: Topology) -> int:
     return 0
 
 
-def up(stack: Topology) -> int:
-    """Launch every server at once, then wait for each, so the slower starts hide the faster."""
+def up(stack: Topology, namespace: str = DEFAULT_NAMESPACE) -> int:
+    """Launch every server at once, then wait for each, so the slower starts hide the faster;
+    on a secured stack, then create `namespace`'s topics and its roles' ACLs."""
     every = servers(stack)
     for srv in every:
         if srv.pid() is None:
@@ -59,6 +64,9 @@ def up(stack: Topology) -> int:
         took = srv.wait_ready(launcher, since)
         note = "already running" if launcher is None else f"up in {took:.1f} s"
         print(f"{srv.status().line(width)}  ({note})", flush=True)
+    if stack.secrets is not None:
+        open_namespace(stack, namespace, SECURED_PARTITIONS)
+        print(f"namespace {namespace}: topics and each role's ACLs in place", flush=True)
     return 0
 
 
@@ -100,7 +108,16 @@ def env(layout: Layout, cluster: bool, role: str | None) -> int:
         candidates.insert(0, topology.single(layout))
     for stack in candidates:
         if _running(stack):
-            print("\n".join(env_lines(stack, role)))
+            try:
+                lines = env_lines(stack, role)
+            except KeyError:
+                print(
+                    f"logdeck stack env: {stack.name} has no password for "
+                    f"{role or 'its admin'}; it was made before it had principals",
+                    file=sys.stderr,
+                )
+                return EXIT_ERROR
+            print("\n".join(lines))
             return 0
     start = "logdeck stack up --cluster" if cluster else "logdeck stack up [--cluster]"
     print(f"logdeck stack env: no stack runs; start one with `{start}`", file=sys.stderr)
@@ -116,14 +133,25 @@ HANDLERS: dict[str, Callable[[Topology], int]] = {
 ACTIONS = (*HANDLERS, "env")
 
 
-def stack_main(action: str, *, cluster: bool = False, role: str | None = None) -> int:
+def stack_main(
+    action: str,
+    *,
+    cluster: bool = False,
+    role: str | None = None,
+    namespace: str | None = None,
+) -> int:
     """Run one stack action; print one line on stderr and return non-zero on a StackError."""
     layout = Layout.default()
     if action != "env" and role is not None:
         print("logdeck stack: --role applies to `env` only", file=sys.stderr)
         return EXIT_USAGE
+    if namespace is not None and not (action == "up" and cluster):
+        print("logdeck stack: --namespace applies to `up --cluster` only", file=sys.stderr)
+        return EXIT_USAGE
     if action == "env":
         return env(layout, cluster, role)
+    if action == "up" and cluster:
+        return _guarded(lambda: up(topology.cluster(layout), namespace or DEFAULT_NAMESPACE))
     handler = HANDLERS.get(action)
     if handler is None:
         print(
@@ -131,8 +159,14 @@ def stack_main(action: str, *, cluster: bool = False, role: str | None = None) -
             file=sys.stderr,
         )
         return EXIT_USAGE
+    return _guarded(
+        lambda: handler(topology.cluster(layout) if cluster else topology.single(layout))
+    )
+
+
+def _guarded(run: Callable[[], int]) -> int:
     try:
-        return handler(topology.cluster(layout) if cluster else topology.single(layout))
+        return run()
     except StackError as error:
         print(f"logdeck stack: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import struct
 import subprocess
 import time
@@ -12,11 +13,22 @@ import uuid
 
 from backend.bus.kafka.replication import replication_for
 from backend.stack import process, provision
+from backend.stack.env import ROLES
 from backend.stack.errors import StackError
 from backend.stack.java import java_home
+from backend.stack.kafka_secured import (
+    broker_context,
+    certificates,
+    format_flags,
+    passwords_file,
+    secrets,
+    secured_settings,
+)
 from backend.stack.kafka_wire import fetch_brokers
 from backend.stack.layout import HOST, KAFKA_PORT, Layout
+from backend.stack.principals import ensure_passwords
 from backend.stack.server import Server
+from backend.stack.tls import ensure_certificates
 from backend.stack.topology import KafkaNode, Topology, single
 
 START_TIMEOUT = 60.0
@@ -30,13 +42,17 @@ STORAGE_TOOL = "kafka.tools.StorageTool"
 
 
 def kafka_ready(
-    bootstrap: str = f"{HOST}:{KAFKA_PORT}", timeout: float = 2.0, brokers: int = 1
+    bootstrap: str = f"{HOST}:{KAFKA_PORT}",
+    timeout: float = 2.0,
+    brokers: int = 1,
+    context: ssl.SSLContext | None = None,
 ) -> bool:
-    """True if the broker answers a Metadata request listing at least `brokers` brokers."""
+    """True if the broker answers a Metadata request listing at least `brokers` brokers
+    (over TLS with `context`)."""
     host, _, port = bootstrap.rpartition(":")
     try:
-        return len(fetch_brokers(host, int(port), timeout)) >= brokers
-    except (OSError, ValueError, struct.error):
+        return len(fetch_brokers(host, int(port), timeout, context)) >= brokers
+    except (OSError, ValueError, struct.error):  # ssl.SSLError is an OSError
         return False
 
 
@@ -44,12 +60,14 @@ def render_server_properties(topology: Topology, node: KafkaNode) -> str:
     """server.properties of a node that is broker and controller, all on 127.0.0.1.
 
     Every node of the topology is a controller; the internal topics keep as many copies
-    as the topics logdeck creates (`replication_for`).
+    as the topics logdeck creates (`replication_for`). A secured topology's listeners
+    replace the PLAINTEXT ones (`secured_settings`).
     """
     plaintext = f"PLAINTEXT://{HOST}:{node.port}"
     controller = f"CONTROLLER://{HOST}:{node.controller_port}"
     replication = replication_for(len(topology.kafka))
     factor, min_isr = str(replication.factor), str(replication.min_insync)
+    secured = secured_settings(topology, node) if topology.secrets is not None else {}
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
@@ -69,6 +87,7 @@ def render_server_properties(topology: Topology, node: KafkaNode) -> str:
         "share.coordinator.state.topic.replication.factor": factor,
         "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
+        **secured,
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -101,17 +120,28 @@ def new_cluster_id() -> str:
 
 
 def node_server(topology: Topology, node: KafkaNode) -> Server:
-    """A node is ready once its metadata lists every broker of the topology."""
-    bootstrap, brokers = f"{HOST}:{node.port}", len(topology.kafka)
+    """A node is ready once its metadata lists every broker of the topology (a secured
+    node's asked on its INTERNAL listener, with the brokers' certificate)."""
+    brokers = len(topology.kafka)
+
+    def ready() -> bool:
+        if topology.secrets is None or node.internal_port is None:
+            return kafka_ready(f"{HOST}:{node.port}", brokers=brokers)
+        try:
+            context = broker_context(topology)
+        except OSError:  # no certificate yet
+            return False
+        return kafka_ready(f"{HOST}:{node.internal_port}", brokers=brokers, context=context)
+
     return Server(
         name=node.name,
         host=HOST,
-        ports=(node.port, node.controller_port),
+        ports=node.ports,
         pid_file=node.home / "kafka.pid",
         markers=(MAIN_CLASS, str(node.properties)),
         log=node.logs / "server.log",
         console_log=node.logs / "kafka.out",
-        ready=lambda: kafka_ready(bootstrap, brokers=brokers),
+        ready=ready,
         start_timeout=START_TIMEOUT if brokers == 1 else CLUSTER_START_TIMEOUT,
         stop_timeout=STOP_TIMEOUT,
     )
@@ -167,6 +197,7 @@ def _format(topology: Topology) -> None:
             f"stop them and delete {homes} to start afresh"
         )
     cluster, quorum = new_cluster_id(), _quorum_flags(topology)
+    scram = format_flags(topology) if topology.secrets is not None else []
     runs = [
         (
             node,
@@ -181,6 +212,7 @@ def _format(topology: Topology) -> None:
                     "-c",
                     str(node.properties),
                     *quorum,
+                    *scram,
                 ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -203,13 +235,33 @@ def _format(topology: Topology) -> None:
 
 
 def _prepare(topology: Topology) -> None:
-    """Write every node's configuration, then format the storage of a new topology."""
+    """Write every node's configuration, then format the storage of a new topology; a
+    secured one's certificates and passwords are made first, once."""
+    if topology.secrets is not None:
+        _prepare_secrets(topology)
     for node in topology.kafka:
         for directory in (node.data, node.logs):
             directory.mkdir(parents=True, exist_ok=True)
         node.properties.write_text(render_server_properties(topology, node), encoding="utf-8")
         (node.home / "log4j2.properties").write_text(render_log4j2(), encoding="utf-8")
     _format(topology)
+
+
+def _prepare_secrets(topology: Topology) -> None:
+    """Certificates and passwords for a secured topology; a cluster formatted without
+    passwords cannot get them back (they are stored at format time)."""
+    folder = secrets(topology)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    ensure_certificates(certificates(topology).folder)
+    formatted = any((node.data / "meta.properties").exists() for node in topology.kafka)
+    if formatted and not passwords_file(topology).is_file():
+        homes = ", ".join(str(node.home) for node in topology.kafka)
+        raise StackError(
+            f"{topology.name}'s Kafka was formatted without {passwords_file(topology)}; "
+            f"stop it and delete {homes} to start afresh"
+        )
+    ensure_passwords(passwords_file(topology), ROLES)
 
 
 def launch_nodes(topology: Topology) -> list[int | None]:

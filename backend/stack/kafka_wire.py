@@ -8,6 +8,7 @@ serves (KIP-896 removed v0-v3) and the newest without flexible encoding.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 
 METADATA_KEY = 3
@@ -68,9 +69,13 @@ def _receive(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def fetch_brokers(host: str, port: int, timeout: float) -> list[tuple[int, str, int]]:
-    """Ask one broker for the cluster's brokers."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(metadata_request(correlation_id=1))
-        (size,) = struct.unpack(">i", _receive(sock, 4))
-        return metadata_brokers(_receive(sock, size), correlation_id=1)
+def fetch_brokers(
+    host: str, port: int, timeout: float, context: ssl.SSLContext | None = None
+) -> list[tuple[int, str, int]]:
+    """Ask one broker for the cluster's brokers, over TLS if given a `context`."""
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock = raw if context is None else context.wrap_socket(raw, server_hostname=host)
+        with sock:
+            sock.sendall(metadata_request(correlation_id=1))
+            (size,) = struct.unpack(">i", _receive(sock, 4))
+            return metadata_brokers(_receive(sock, size), correlation_id=1)

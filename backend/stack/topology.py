@@ -24,6 +24,8 @@ CLUSTER_KAFKA_PORT = 19092
 """Node n (1-3) serves clients on 19090 + 2n and its controller on the port after it."""
 CLUSTER_ELASTICSEARCH_PORT = 19200
 CLUSTER_TRANSPORT_PORT = 19300
+CLUSTER_INTERNAL_PORT = 19100
+"""Node n (1-3) takes the other brokers' connections (mutual TLS) on 19100 + n."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,14 @@ class KafkaNode:
     controller_port: int
     home: Path
     """Its configuration, pid file, data and logs."""
+    internal_port: int | None = None
+    """The brokers' own listener, apart from the clients' when the cluster is secured."""
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port it listens on."""
+        internal = () if self.internal_port is None else (self.internal_port,)
+        return (self.port, *internal, self.controller_port)
 
     @property
     def data(self) -> Path:
@@ -83,6 +93,9 @@ class Topology:
     """Where the artifacts all nodes run from are unpacked."""
     kafka: tuple[KafkaNode, ...]
     elasticsearch: tuple[ElasticsearchNode, ...]
+    secrets: Path | None = None
+    """Where a secured stack keeps its certificates and passwords (mode 0700); None: the
+    stack is open (PLAINTEXT, no ACLs), as the single one is."""
 
     @property
     def is_cluster(self) -> bool:
@@ -120,7 +133,7 @@ def single(layout: Layout) -> Topology:
 
 
 def cluster(layout: Layout) -> Topology:
-    """Three Kafka and three Elasticsearch nodes under `Layout.cluster`."""
+    """Three Kafka and three Elasticsearch nodes under `Layout.cluster`; its Kafka secured."""
     numbers = range(1, CLUSTER_SIZE + 1)
     kafka = tuple(
         KafkaNode(
@@ -129,6 +142,7 @@ def cluster(layout: Layout) -> Topology:
             port=CLUSTER_KAFKA_PORT + 2 * (n - 1),
             controller_port=CLUSTER_KAFKA_PORT + 2 * (n - 1) + 1,
             home=layout.cluster / f"kafka-{n}",
+            internal_port=CLUSTER_INTERNAL_PORT + n,
         )
         for n in numbers
     )
@@ -143,4 +157,4 @@ def cluster(layout: Layout) -> Topology:
         )
         for n in numbers
     )
-    return Topology("logdeck-cluster", layout, kafka, elasticsearch)
+    return Topology("logdeck-cluster", layout, kafka, elasticsearch, layout.cluster / "secrets")

@@ -12,9 +12,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import Elasticsearch
@@ -57,7 +57,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Process:
     """A logdeck command run as its own process, its output kept in a log file."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        """`env`: variables set on top of the test's own (a role's credentials)."""
         self.args = args
         self.log_path = log_path
         self._log = log_path.open("ab")
@@ -66,7 +69,7 @@ class Process:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         )
 
     def kill(self) -> None:
@@ -239,14 +242,16 @@ def _running_elsewhere(session: str) -> bool:
     return True
 
 
-async def drop_test_topics(kafka: str) -> int:
+async def drop_test_topics(kafka: str, options: Mapping[str, Any] | None = None) -> int:
     """Delete the test namespaces' topics on `kafka`, but those of other running sessions.
 
     Each test writes to fresh topics; left behind, thousands of partitions make the broker
     slow to start and to recover after the fault tests kill it. Two sessions may share the
     broker, so a session only deletes its own and those whose session has ended.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, request_timeout_ms=120_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka, request_timeout_ms=120_000, **(options or {})
+    )
     await admin.start()
     try:
         stale = [

@@ -15,7 +15,9 @@ from backend.stack.elasticsearch import render_elasticsearch_yml
 from backend.stack.env import ROLES, env_lines
 from backend.stack.errors import StackError
 from backend.stack.kafka import render_server_properties
+from backend.stack.kafka_secured import passwords_file
 from backend.stack.layout import Layout
+from backend.stack.principals import ensure_passwords
 from backend.stack.topology import Topology, cluster, single
 
 LAYOUT = Layout(Path("/srv/stack"))
@@ -44,7 +46,7 @@ def test_the_cluster_shares_no_port_or_folder_with_the_single_stack() -> None:
         return [node.home for node in (*stack.kafka, *stack.elasticsearch)]
 
     cluster_ports, single_ports = ports(CLUSTER), ports(SINGLE)
-    assert len(set(cluster_ports)) == len(cluster_ports) == 12
+    assert len(set(cluster_ports)) == len(cluster_ports) == 15
     assert not set(cluster_ports) & {*single_ports, *range(9300, 9400)}
     assert all(home.is_relative_to(LAYOUT.cluster) for home in homes(CLUSTER))
     assert not any(home.is_relative_to(LAYOUT.cluster) for home in homes(SINGLE))
@@ -83,7 +85,9 @@ def test_every_kafka_node_is_broker_and_voter_on_its_own_ports() -> None:
     assert {c["controller.quorum.bootstrap.servers"] for c in configs} == {
         "127.0.0.1:19093,127.0.0.1:19095,127.0.0.1:19097"
     }
-    assert configs[1]["listeners"] == "PLAINTEXT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095"
+    assert configs[1]["listeners"] == (
+        "CLIENT://127.0.0.1:19094,INTERNAL://127.0.0.1:19102,CONTROLLER://127.0.0.1:19095"
+    )
     assert configs[2]["log.dirs"] == "/srv/stack/cluster/kafka-3/data"
     assert {c["process.roles"] for c in configs} == {"broker,controller"}
 
@@ -193,18 +197,24 @@ def test_stopping_signals_every_process_at_once_and_kills_the_stubborn(tmp_path:
 # --- env --------------------------------------------------------------------------------
 
 
-def test_env_exports_what_each_role_reaches() -> None:
+def test_env_exports_what_each_role_reaches(tmp_path: Path) -> None:
+    """The addresses, before the credentials (`test_stack_security` checks those)."""
+    stack = cluster(Layout(tmp_path))
+    ensure_passwords(passwords_file(stack), ROLES)
     kafka_only = ["export LOGDECK_KAFKA=127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"]
     both = [
         *kafka_only,
         "export LOGDECK_ELASTICSEARCH="
         "http://127.0.0.1:19200,http://127.0.0.1:19201,http://127.0.0.1:19202",
     ]
-    assert env_lines(CLUSTER, None) == both
+    assert env_lines(stack, None)[:2] == both
     for role in ("accumulator", "alerter", "monitor", "notifier"):
-        assert env_lines(CLUSTER, role) == kafka_only
+        assert env_lines(stack, role)[:2] == [
+            *kafka_only,
+            "export LOGDECK_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        ]
     for role in ("indexer", "console", "console-read-only"):
-        assert env_lines(CLUSTER, role) == both
+        assert env_lines(stack, role)[:2] == both
     assert set(ROLES) == {
         "accumulator",
         "indexer",
@@ -249,5 +259,6 @@ def test_env_follows_the_stack_that_runs(
     first.pid_file.parent.mkdir(parents=True)
     first.pid_file.write_text(str(os.getpid()), encoding="utf-8")
     monkeypatch.setattr(process, "cmdline", lambda pid: " ".join(first.markers))
+    ensure_passwords(passwords_file(stack), ROLES)
     assert commands.stack_main("env", role="accumulator") == 0
-    assert capsys.readouterr().out == f"export LOGDECK_KAFKA={stack.bootstrap}\n"
+    assert capsys.readouterr().out.startswith(f"export LOGDECK_KAFKA={stack.bootstrap}\n")

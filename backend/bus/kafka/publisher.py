@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from backend.bus.base import BusUnavailable, Delivery, Outgoing
-from backend.bus.kafka.clients import ClientOptions, started
+from backend.bus.kafka.clients import ClientOptions, refused, started
 from backend.bus.outbox import Outbox
 from backend.bus.partitioning import KeyHashes
 
@@ -122,7 +122,7 @@ class KafkaPublisher:
             for (topic, partition), builder in builders.items():
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
         except KafkaError as error:
-            raise BusUnavailable(f"Kafka refused a send: {error}") from error
+            raise refused(error, _writing(records), "Kafka refused a send") from error
         return futures
 
     async def publish(self, records: Sequence[Outgoing]) -> None:
@@ -141,9 +141,13 @@ async def _answer(
     try:
         await asyncio.gather(*acks)
     except KafkaError as error:
-        _settle(deliveries, BusUnavailable(f"Kafka did not acknowledge: {error}"))
+        _settle(deliveries, refused(error, "writing", "Kafka did not acknowledge"))
     else:
         _settle(deliveries, None)
+
+
+def _writing(records: Sequence[Outgoing]) -> str:
+    return "writing " + ", ".join(sorted({record.topic for record in records}))
 
 
 def _settle(deliveries: list[asyncio.Future[None]], error: BusUnavailable | None) -> None:
