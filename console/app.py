@@ -25,7 +25,6 @@ from textual.screen import Screen
 
 from backend.observe.base import Observer, ServiceHealth
 from backend.schemas import Alert, Level, Log, NodeEntry, RetiredNode, Silence
-from backend.store.query import SearchResult
 from console.history import (
     HISTORY,
     HISTORY_QUIET_TRIES,
@@ -200,12 +199,14 @@ class LogdeckApp(App[None]):
         self._pending_logs.extend(batch)
 
     async def _load_history(self) -> None:
-        """The store's newest logs, then the live ones held meanwhile, in one batch."""
+        """The store's newest logs, then the live ones held meanwhile, in one batch; then
+        the logs the store had not made searchable yet, if any, as they become so."""
         self.main.post_message(HistoryNote("loading earlier logs from the store…"))
         try:
-            result = await self._search_history()
+            result = await self.observer.search(history_query(self.clock(), self._history_limit))
         except Exception as error:  # the live tail goes on without the history
             self._holding_logs = False
+            self._history.settle()
             self.main.post_message(HistoryNote("no history: the store is down"))
             self.notify(
                 f"earlier logs could not be read from the store ({error}); the live tail goes on",
@@ -217,6 +218,8 @@ class LogdeckApp(App[None]):
         count = len(result.logs)
         self._deliver_logs(self._history.join(result.logs, self._pending_logs.drain()), count)
         self.main.post_message(HistoryNote(f"{count:,} earlier logs from the store"))
+        if not self._history.caught_up(result.logs):
+            await self._fill_history_gap(count)
 
     def _take_nodes(self, batch: list[NodeEntry | RetiredNode], first: bool) -> None:
         for entry in batch:
@@ -240,8 +243,7 @@ class LogdeckApp(App[None]):
 
     def flush(self) -> None:
         """Hand everything that arrived since the last flush to the main screen."""
-        if self._pending_logs and not self._holding_logs:
-            self._deliver_logs(self._history.fresh(self._pending_logs.drain()))
+        self._flush_logs()
         if self._pending_nodes:
             entries = list(self._pending_nodes.values())
             self._pending_nodes.clear()
@@ -259,22 +261,34 @@ class LogdeckApp(App[None]):
             self._pending_silences.clear()
             self.main.post_message(SilencesChanged(silences))
 
-    async def _search_history(self) -> SearchResult:
-        """The store's newest logs, asked again (a bounded number of times) until the answer
-        holds one of the logs the tail brought: the store is searchable only some time after
-        it is written to (Elasticsearch refreshes every second, the indexer batches), so
-        logs sent just before the tail started may be in neither yet. A quiet tail is given
-        `HISTORY_QUIET_TRIES` answers' time to bring something."""
-        result = await self.observer.search(history_query(self.clock(), self._history_limit))
-        for tries in range(1, HISTORY_RETRIES + 1):
-            held = {log.log_id for log in self._pending_logs}
-            if held and not held.isdisjoint(log.log_id for log in result.logs):
-                break
-            if not held and tries > HISTORY_QUIET_TRIES:
-                break
-            await asyncio.sleep(HISTORY_RETRY_S)
-            result = await self.observer.search(history_query(self.clock(), self._history_limit))
-        return result
+    def _flush_logs(self) -> None:
+        if self._pending_logs and not self._holding_logs:
+            self._deliver_logs(self._history.fresh(self._pending_logs.drain()))
+
+    async def _fill_history_gap(self, shown: int) -> None:
+        """Ask the store again, a bounded number of times, until its answer holds one of
+        the logs the tail brought: Elasticsearch refreshes every second and the indexer
+        batches, so logs sent just before the tail started may have been in neither at the
+        first answer. A quiet tail is given `HISTORY_QUIET_TRIES` answers' time to bring
+        something. A store that fails now leaves what is on screen."""
+        join = self._history
+        try:
+            for tries in range(1, HISTORY_RETRIES + 1):
+                if join.quiet() and tries > HISTORY_QUIET_TRIES:
+                    break
+                await asyncio.sleep(HISTORY_RETRY_S)
+                query = history_query(self.clock(), self._history_limit)
+                result = await self.observer.search(query)
+                self._flush_logs()  # the live logs first, so the gap leaves them out
+                gap = join.gap(result.logs)
+                if gap:
+                    shown += len(gap)
+                    self._deliver_logs(gap, len(gap))
+                    self.main.post_message(HistoryNote(f"{shown:,} earlier logs from the store"))
+                if join.caught_up(result.logs):
+                    break
+        finally:
+            join.settle()
 
     def _deliver_logs(self, logs: list[Log], stored: int = 0) -> None:
         """Post `logs` to the feed with the count of live logs dropped since the last time;

@@ -23,6 +23,7 @@ async def test_delete_forgets_the_highlighted_down_node_and_its_row_goes() -> No
         await settle(pilot)
         nodes = app.main.nodes
         nodes.focus()
+        nodes.move_cursor(row=nodes.get_row_index("orders-1"))
         await pilot.pause()
         assert highlighted(app) == ("orders-1", NodeStatus.DOWN)
         rows = nodes.row_count

@@ -4,9 +4,11 @@ with no log twice and none missing, in time order; a store that is down leaves t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 from backend.store.query import LogQuery, SearchResult
+from console.history import HISTORY_QUIET_TRIES
 from tests.console.fake_observer import (
     NOW,
     FakeObserver,
@@ -32,6 +34,28 @@ class HeldStore(FakeObserver):
     async def search(self, query: LogQuery) -> SearchResult:
         await self.answer.wait()
         return await super().search(query)
+
+
+class LaggingStore(FakeObserver):
+    """A store whose searches answer one at a time when the test lets each, so what it has
+    made searchable can change between the first answer and the next."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.answers: asyncio.Queue[None] = asyncio.Queue()
+
+    async def search(self, query: LogQuery) -> SearchResult:
+        await self.answers.get()
+        return await super().search(query)
+
+
+async def until(pilot: object, done: Callable[[], bool]) -> None:
+    """Let the console run until `done`, a bounded number of turns."""
+    for _ in range(400):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the console never got there")
 
 
 def ids(feed: LogFeed) -> list[str]:
@@ -78,6 +102,49 @@ async def test_a_log_both_stored_and_live_shows_once_and_none_is_missing() -> No
         observer.push_logs([logs[48], logs[61], logs[60], logs[62]])
         await settle(pilot)
         assert ids(feed) == [log.log_id for log in logs[:63]]
+
+
+async def test_the_history_shows_at_once_and_a_lagging_store_fills_its_gap_after() -> None:
+    logs = sample_logs(70)
+    observer = LaggingStore(logs=logs[:40], clock=lambda: NOW)
+    app = make_app(observer, history=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("logs")
+        # 40-49 were sent before the tail started, and are not searchable yet
+        observer.push_logs(logs[50:60])
+        del observer.history[40:]
+        await settle(pilot)
+        feed = app.main.feed
+
+        observer.answers.put_nowait(None)
+        await until(pilot, lambda: bool(ids(feed)))
+        assert ids(feed) == [log.log_id for log in logs[:40] + logs[50:60]]
+        assert "40 earlier logs from the store" in str(feed.border_subtitle)
+
+        # the store catches up, and the tail goes on meanwhile
+        observer.history[40:] = logs[40:60]
+        observer.push_logs(logs[60:63])
+        observer.answers.put_nowait(None)
+        await settle(pilot, "history")
+        assert ids(feed) == [log.log_id for log in logs[:63]]
+        assert "50 earlier logs from the store" in str(feed.border_subtitle)
+        assert len(observer.queries) == 2
+
+
+async def test_a_quiet_tail_shows_the_first_answer_and_asks_only_a_few_times_more() -> None:
+    stored = sample_logs(30)
+    observer = LaggingStore(logs=stored, clock=lambda: NOW)
+    app = make_app(observer, history=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("logs")
+        observer.answers.put_nowait(None)
+        await until(pilot, lambda: bool(ids(app.main.feed)))
+        assert ids(app.main.feed) == [log.log_id for log in stored]
+        for _ in range(HISTORY_QUIET_TRIES):
+            observer.answers.put_nowait(None)
+        await settle(pilot, "history")
+        assert len(observer.queries) == 1 + HISTORY_QUIET_TRIES
+        assert ids(app.main.feed) == [log.log_id for log in stored]
 
 
 async def test_with_the_store_down_the_live_tail_still_fills_the_feed() -> None:
