@@ -118,7 +118,6 @@ class LogdeckApp(App[None]):
         self._reported_drops = 0
         self._history_limit = history
         self._history = HistoryJoin()
-        self._history_asked = False
         self._holding_logs = False
         self._pending_nodes: dict[str, NodeEntry | RetiredNode] = {}
         self._pending_alerts: dict[str, Alert] = {}
@@ -177,6 +176,11 @@ class LogdeckApp(App[None]):
                 delay = self._backoff.after(delay)
         if failing_since is not None:
             self._report(FeedState("observer", ok=True, since=self.clock()))
+        if self._history_limit:
+            # Asked beside the tail's start, not after it: the store's lag is made up
+            # for by `_fill_history_gap` anyway, and the tail takes a while to join.
+            self._holding_logs = True
+            self.run_worker(self._load_history(), name="history", group="history")
         self._follow("logs feed", self.observer.logs, self._take_logs)
         self._follow("nodes feed", self.observer.nodes, self._take_nodes)
         self._follow("alerts feed", self.observer.alerts, self._take_alerts)
@@ -192,10 +196,7 @@ class LogdeckApp(App[None]):
         self.run_worker(follower.run(), name=name, group="feeds", exit_on_error=False)
 
     def _take_logs(self, batch: list[Log], first: bool) -> None:
-        """Hold the live logs back from the tail's start until the history joined them."""
-        if first and self._history_limit and not self._history_asked:
-            self._history_asked = self._holding_logs = True
-            self.run_worker(self._load_history(), name="history", group="history")
+        """Hold the live logs back while the history is read, then join them to it."""
         self._pending_logs.extend(batch)
 
     async def _load_history(self) -> None:

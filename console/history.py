@@ -1,13 +1,14 @@
 """History on start: the store's last minutes joined to the live tail.
 
-The tail is started first and what it brings is held back; then the store is asked for
-its newest logs; then both go to the feed together, at once. A log stored and tailed both
-(indexed between the tail's start and the query) is shown once: live logs whose log_id is
-in the history are dropped, now and later (one may still be on its way), a set at most a
-few thousand ids large. The store is searchable only some time after it is written to, so
-while its answers hold none of the tail's logs it has not caught up with the tail's start:
-it is asked again a few times, and the logs of that gap it brings are added in their place
-by time. Nothing logged after the tail started is missed, nor anything the store holds.
+The store is asked for its newest logs as the live tail starts, and what the tail brings
+is held back until the answer; then both go to the feed together, at once. A log stored
+and tailed both is shown once: live logs whose log_id is in the history are dropped, now
+and later (one may still be on its way), a set at most a few thousand ids large. The
+store is searchable only some time after it is written to, and it may have been asked
+before the tail started, so while its answers hold none of the tail's logs it has not
+caught up with the tail's start: it is asked again a few times, and the logs of that gap
+it brings are added in their place by time. Nothing logged after the tail started is
+missed, nor anything the store holds.
 """
 
 from __future__ import annotations
