@@ -8,8 +8,11 @@ a user runs: Kafka reading, decoding, the 100 ms flush, filtering and drawing.
 
 Every 0.5 s a key toggles a level filter, which re-filters the ring and redraws the
 feed; the clock runs until the feed shows the new selection and the screen has been
-repainted. Lag is the age of the newest log the feed holds; memory is this process's
-RSS. Everything runs in a fresh namespace whose topics are deleted at the end.
+repainted. The keys come in pairs (ERROR on, then off), and the pairs alternate between
+a field filter with a highlight on and the level filter alone, so the features' cost is
+measured beside a baseline under the same load. Lag is the age of the newest log the
+feed holds; memory is this process's RSS. Everything runs in a fresh namespace whose
+topics are deleted at the end.
 """
 
 from __future__ import annotations
@@ -69,6 +72,15 @@ FILTER_LEVEL = Level.WARN
 """The filter on while the load runs: WARN and above, about a fifth of the logs."""
 TOGGLE_KEY = "3"
 """Toggles ERROR: with the minimum at WARN, the feed switches between ERROR and WARN+."""
+FIELD_FILTER = "-service:SearchService -code:PAY-409"
+"""The field terms on with the highlight: they hide about a seventh of WARN+, a sixth of ERROR,
+so both of the key's selections hold logs to test and to show."""
+HIGHLIGHT = "slow|timed out|unavailable|502"
+"""Marked in the rows drawn: slow WARNs and several services' errors say one of these."""
+FEATURES = "highlight + fields"
+BASELINE = "level only"
+MODES = (FEATURES, BASELINE)
+"""Each pair of keys runs in one of these, in turn; the run starts and ends in FEATURES."""
 NODES_PER_SERVICE = 3
 """8 services, so 24 nodes."""
 POOL = 20_000
@@ -196,7 +208,8 @@ class CountingObserver(LiveObserver):
 class Samples:
     """What one rate's run saw, as it went."""
 
-    press_ms: list[float] = field(default_factory=list)
+    press_ms: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
+    """Key -> repaint, by the mode the key was pressed in."""
     lag_s: list[float] = field(default_factory=list)
     rss: list[tuple[float, float]] = field(default_factory=list)
     """(seconds since the load started, MB)"""
@@ -229,6 +242,15 @@ async def sample(feed: LogFeed, samples: Samples, started: float) -> None:
             newest = datetime.fromisoformat(feed.ring[-1].timestamp)
             samples.lag_s.append((datetime.now(UTC) - newest).total_seconds())
         await asyncio.sleep(LAG_EVERY_S)
+
+
+def show_features(feed: LogFeed, mode: str) -> None:
+    """The field filter and the highlight on (FEATURES) or off (BASELINE); the level
+    filter stays as it is."""
+    on = mode == FEATURES
+    cleared = feed.filter.with_fields(())
+    feed.filter = cleared.with_typed(FIELD_FILTER) if on else cleared
+    feed.set_mark(HIGHLIGHT if on else "")
 
 
 async def repaint_after_key(app: LogdeckApp, pilot: Pilot[None], feed: LogFeed) -> float:
@@ -295,7 +317,8 @@ class RateRun:
             "view_length": self.view_length,
             "matching_in_ring": self.matching_in_ring,
             "view_tail_is_ring_matches": self.view_tail_matches,
-            "key_to_repaint_ms": summary(samples.press_ms),
+            "key_to_repaint_ms": summary(samples.press_ms[FEATURES]),
+            "key_to_repaint_ms_level_only": summary(samples.press_ms[BASELINE]),
             "lag_s": summary(samples.lag_s),
             "rss_mb": self.rss_figures(),
             "rss_samples_mb": [[round(t, 2), round(mb, 1)] for t, mb in samples.rss],
@@ -326,6 +349,7 @@ async def run_rate(settings: Settings, rate: int, seconds: float, seed: int) -> 
     async with app.run_test(size=SIZE) as pilot:
         feed = app.main.feed
         feed.set_min_level(FILTER_LEVEL)
+        show_features(feed, FEATURES)
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 await observer.bus.tail_ready.wait()
@@ -387,8 +411,21 @@ async def _load(
     """A key every 0.5 s while the producer runs; returns the producer's counts.
 
     The keys toggle ERROR on and off, so after an even number the filter is again the
-    one the load started with: one more key evens them out at the end.
+    one the load started with: one more key evens them out at the end. After each pair
+    the features are switched (not timed; the next key is 0.5 s later), and they are on
+    at the end, for the check of the view.
     """
+    presses = 0
+    mode = FEATURES
+
+    async def press() -> None:
+        nonlocal presses, mode
+        samples.press_ms[mode].append(await repaint_after_key(app, pilot, feed))
+        presses += 1
+        if presses % 2 == 0:
+            mode = MODES[(presses // 2) % len(MODES)]
+            show_features(feed, mode)
+
     next_press = started
     deadline = started + seconds + START_TIMEOUT_S
     while True:
@@ -400,8 +437,10 @@ async def _load(
             if message[0] != "done":
                 raise BenchError(f"the producer failed: {message[1]}")
             done: dict[str, Any] = message[1]
-            if len(samples.press_ms) % 2:
-                samples.press_ms.append(await repaint_after_key(app, pilot, feed))
+            if presses % 2:
+                await press()
+            if mode != FEATURES:
+                show_features(feed, FEATURES)
             return done
         if not producer.is_alive():
             raise BenchError(f"the producer exited with status {producer.exitcode}")
@@ -409,7 +448,7 @@ async def _load(
             raise BenchError("the producer did not finish in time")
         now = time.monotonic()
         if now >= next_press:
-            samples.press_ms.append(await repaint_after_key(app, pilot, feed))
+            await press()
             next_press = max(next_press + PRESS_EVERY_S, time.monotonic())
         phase.update(feed.ring.end_seq)
         await asyncio.sleep(0.05)
@@ -479,23 +518,34 @@ def figure_rows(runs: Sequence[RateRun]) -> list[dict[str, Any]]:
     add(
         "key -> repaint p50",
         "-",
-        each(lambda r: (_ms(percentile(r.samples.press_ms, 0.5)), None)),
+        each(lambda r: (_ms(percentile(r.samples.press_ms[FEATURES], 0.5)), None)),
     )
     add(
         "key -> repaint p95",
         f"< {TARGET_KEY_P95_MS:.0f} ms",
         each(
             lambda r: (
-                _ms(p95 := percentile(r.samples.press_ms, 0.95)),
+                _ms(p95 := percentile(r.samples.press_ms[FEATURES], 0.95)),
                 p95 < TARGET_KEY_P95_MS,
             )
         ),
     )
-    add("key -> repaint max", "-", each(lambda r: (_ms(max(r.samples.press_ms)), None)))
+    add("key -> repaint max", "-", each(lambda r: (_ms(max(r.samples.press_ms[FEATURES])), None)))
     add(
         "  keys measured",
         "-",
-        each(lambda r: (f"{len(r.samples.press_ms)}", None)),
+        each(lambda r: (f"{len(r.samples.press_ms[FEATURES])}", None)),
+    )
+    for name, share in (("p50", 0.5), ("p95", 0.95), ("max", 1.0)):
+        add(
+            f"key -> repaint {name}, {BASELINE}",
+            "-",
+            each(lambda r, s=share: (_ms(percentile(r.samples.press_ms[BASELINE], s)), None)),
+        )
+    add(
+        f"  keys measured, {BASELINE}",
+        "-",
+        each(lambda r: (f"{len(r.samples.press_ms[BASELINE])}", None)),
     )
     add(
         "lag p95",
@@ -548,7 +598,7 @@ def figure_rows(runs: Sequence[RateRun]) -> list[dict[str, Any]]:
         ),
     )
     add(
-        f"view (≥{FILTER_LEVEL}) ends with the ring's matches",
+        f"view (≥{FILTER_LEVEL}, {FIELD_FILTER}) ends with the ring's matches",
         "all of them, in order",
         each(
             lambda r: (
@@ -598,7 +648,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(render(rows, args.rates))
     print(
         "\nkey -> repaint: key event posted to the app until the re-filtered feed is drawn "
-        "(headless: the terminal write is not included)"
+        f"(headless: the terminal write is not included); {FEATURES}: {FIELD_FILTER} and "
+        f"the highlight /{HIGHLIGHT}/ on, {BASELINE}: the same keys, in turn, without them"
     )
     return {
         "benchmark": "console",
@@ -612,6 +663,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "quick": args.quick,
             "size": list(SIZE),
             "filter": f">= {FILTER_LEVEL}",
+            "field_filter": FIELD_FILTER,
+            "highlight": HIGHLIGHT,
+            "modes": {
+                FEATURES: f">= {FILTER_LEVEL}, the field filter and the highlight on",
+                BASELINE: f">= {FILTER_LEVEL} alone (the baseline)",
+            },
+            "keys_per_mode_in_turn": 2,
             "toggle_key": TOGGLE_KEY,
             "press_every_s": PRESS_EVERY_S,
             "nodes": len(PROFILES) * NODES_PER_SERVICE,

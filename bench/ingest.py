@@ -72,7 +72,8 @@ ES_POLL_S = 0.25
 
 TARGET_ACCUMULATOR_RATE = 50_000
 TARGET_ACCUMULATOR_RATIO = 0.60
-TARGET_INDEXER_RATE = 20_000
+TARGET_INDEXER_RATE = 30_000
+TARGET_INDEXER_RATIO = 0.8
 
 # The accumulator's producer settings (backend/bus/kafka.py), for the direct baseline.
 _PRODUCER_SETTINGS: dict[str, Any] = {
@@ -145,6 +146,8 @@ class Measured:
     basis: str = "whole run"
     startup_seconds: float | None = None
     cpu_seconds: float | None = None
+    sustained_rate: float | None = None
+    """Records per second from the first seen to the last: start-up left out."""
 
     @property
     def per_cpu_second(self) -> float | None:
@@ -426,19 +429,21 @@ async def through_indexer(
             es, settings, records, started, deadline, phase, [indexer.check_running]
         )
         cpu = indexer.cpu_seconds()
-    # Rated from the first documents seen: the process start and group join are left out.
+    # Rated over the whole run, as the _bulk baseline is, and from the first documents
+    # seen (the process start and group join left out) beside it.
     startup = arrival.first_at - arrival.started
     phase.finish(
-        f"{records:,} logs in {arrival.seconds:.2f} s (first after {startup:.2f} s) "
-        f"= {arrival.sustained_rate:,.0f}/s sustained, {cpu:.2f} CPU s"
+        f"{records:,} logs in {arrival.seconds:.2f} s = {arrival.rate:,.0f}/s; "
+        f"{arrival.sustained_rate:,.0f}/s after the first, seen at {startup:.2f} s; "
+        f"{cpu:.2f} CPU s"
     )
     return Measured(
         records,
         arrival.seconds,
-        arrival.sustained_rate,
-        "from the first documents seen",
-        startup,
-        cpu,
+        arrival.rate,
+        startup_seconds=startup,
+        cpu_seconds=cpu,
+        sustained_rate=arrival.sustained_rate,
     )
 
 
@@ -510,7 +515,7 @@ class Results:
         ratio = packed.rate / self.direct.rate
         per_cpu = packed.per_cpu_second
         direct_per_cpu = self.direct.per_cpu_second
-        indexer = self.indexer.rate
+        indexer, bulk = self.indexer.rate, self.bulk.rate
         return [
             Figure(
                 "accumulator <- AckSender (PackedForward)",
@@ -547,11 +552,20 @@ class Results:
                 direct_per_cpu,
             ),
             Figure(
-                "indexer Kafka -> Elasticsearch (sustained)",
+                "indexer Kafka -> Elasticsearch (whole run)",
                 "logs/s",
                 indexer,
-                self.bulk.rate,
-                [(f">= {TARGET_INDEXER_RATE:,}/s", indexer >= TARGET_INDEXER_RATE)],
+                bulk,
+                [
+                    (f">= {TARGET_INDEXER_RATE:,}/s", indexer >= TARGET_INDEXER_RATE),
+                    (f">= {TARGET_INDEXER_RATIO:.0%}", indexer >= TARGET_INDEXER_RATIO * bulk),
+                ],
+            ),
+            Figure(
+                "  indexer, from the first documents seen",
+                "logs/s",
+                self.indexer.sustained_rate,
+                bulk,
             ),
         ]
 

@@ -72,12 +72,14 @@ class Corpus:
     """The newest timestamp: time ranges are anchored here, so both stores see the same hits."""
 
     @classmethod
-    def generate(cls, count: int, seed: int) -> Corpus:
+    def generate(cls, count: int, seed: int, span: timedelta = timedelta(hours=24)) -> Corpus:
+        """`count` logs with timestamps spread at random over the `span` before now."""
         rng = random.Random(seed)
         nodes = fleet(rng, NODES_PER_SERVICE)
         end = datetime.now(UTC).replace(microsecond=0)
-        start_ms = int(end.timestamp() * 1000) - 86_400_000
-        offsets = sorted(rng.randrange(86_400_000) for _ in range(count))
+        span_ms = int(span.total_seconds() * 1000)
+        start_ms = int(end.timestamp() * 1000) - span_ms
+        offsets = sorted(rng.randrange(span_ms) for _ in range(count))
         ingested_at = iso_millis(end)
         logs = [
             StoredLog(

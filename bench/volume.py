@@ -602,7 +602,7 @@ async def send_and_measure(
 
 
 def indexer_alone() -> float | None:
-    """The indexer's sustained rate from bench/results/ingest.json, when there is one."""
+    """The indexer's whole-run rate from bench/results/ingest.json, when there is one."""
     with contextlib.suppress(OSError, ValueError, KeyError, StopIteration):
         figures = json.loads(INGEST_RESULTS.read_text())["figures"]
         value: float = next(

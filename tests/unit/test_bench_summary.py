@@ -7,6 +7,10 @@ import shutil
 from pathlib import Path
 
 from bench.common import RESULTS
+from bench.console import BASELINE, FEATURES, RateRun, Samples
+from bench.console import figure_rows as console_figures
+from bench.history import Measured, Start
+from bench.history import figure_rows as history_figures
 from bench.summary import READERS, Row, collect, table
 from bench.volume import Figure as VolumeFigure
 
@@ -61,4 +65,32 @@ def test_volume_rows_are_its_figures_as_the_bench_writes_them(tmp_path: Path) ->
     assert [cells[1:] for cells in table(rows)] == [
         ["346 MB", "252 MB (JSON as sent)", "137%", "-", "-"],
         ["80.0 ms", "40.0 ms (at 1,000,000)", "200%", "-", "-"],
+    ]
+
+
+def test_console_rows_put_the_features_beside_the_level_filter_alone(tmp_path: Path) -> None:
+    samples = Samples(press_ms={FEATURES: [10.0, 30.0, 60.0], BASELINE: [8.0, 20.0, 40.0]})
+    samples.lag_s.append(0.2)
+    samples.rss.extend([(0.0, 70.0), (1.0, 71.0)])
+    run = RateRun(
+        20_000, 2.0, 40_000, 2.0, {}, 40_000, 40_000, 10_000, 10_000, 900, True, 900, samples
+    )
+    data = {"benchmark": "console", "figures": console_figures([run])}
+    (tmp_path / "console.json").write_text(json.dumps(data))
+    [row] = collect(tmp_path)[0]
+    assert (row.value, row.baseline, row.met) == (60.0, 40.0, False)
+    assert table([row])[0][2] == "40.0 ms (level filter only)"
+
+
+def test_history_rows_are_p50_and_p95_per_store_beside_the_bare_query(tmp_path: Path) -> None:
+    store = Measured("Elasticsearch", 250_000)
+    for seconds, bare in ((0.6, 0.05), (0.8, 0.07), (1.2, 0.09)):
+        store.starts.append(Start(seconds, 0.3, [(0.35, 0.5)], 1000, True))
+        store.cold_s.append(bare)
+    data = {"benchmark": "history", "figures": history_figures([store], 1_000_000)}
+    (tmp_path / "history.json").write_text(json.dumps(data))
+    rows = collect(tmp_path)[0]
+    assert [(row.value, row.baseline, row.met) for row in rows] == [
+        (800.0, 70.0, None),
+        (1200.0, 90.0, False),
     ]
