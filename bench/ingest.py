@@ -72,6 +72,8 @@ ES_POLL_S = 0.25
 
 TARGET_ACCUMULATOR_RATE = 50_000
 TARGET_ACCUMULATOR_RATIO = 0.60
+TARGET_ACCUMULATOR_PER_CPU = 100_000
+TARGET_KCAT_RATIO = 0.35
 TARGET_INDEXER_RATE = 30_000
 TARGET_INDEXER_RATIO = 0.8
 
@@ -532,13 +534,19 @@ class Results:
                 "rec/s",
                 packed.rate,
                 self.kcat.rate,
+                [
+                    (
+                        f">= {TARGET_KCAT_RATIO:.0%}",
+                        packed.rate >= TARGET_KCAT_RATIO * self.kcat.rate,
+                    )
+                ],
             ),
             Figure(
                 "  accumulator CPU, PackedForward",
                 "rec/CPU-s",
                 per_cpu,
                 direct_per_cpu,
-                [(f">= {TARGET_ACCUMULATOR_RATE:,}", per_cpu >= TARGET_ACCUMULATOR_RATE)]
+                [(f">= {TARGET_ACCUMULATOR_PER_CPU:,}", per_cpu >= TARGET_ACCUMULATOR_PER_CPU)]
                 if per_cpu is not None
                 else [],
             ),
