@@ -16,7 +16,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from backend.bus.base import POLL_BYTES, BusUnavailable, Incoming, Lane
-from backend.bus.kafka.clients import ClientOptions
+from backend.bus.kafka.clients import ClientOptions, refused
 
 _FETCH_BYTES = 16 * 1024 * 1024
 _TAIL_FETCH_BYTES = 1024 * 1024
@@ -67,7 +67,11 @@ class KafkaSubscription:
             await self._consumer.start()
         except KafkaError as error:
             await self._consumer.stop()
-            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+            raise refused(
+                error,
+                f"reading {', '.join(self._topics)}",
+                f"Kafka at {self._bootstrap} unreachable",
+            ) from error
 
     async def stop(self) -> None:
         self._handed_back.set()
@@ -116,7 +120,7 @@ class KafkaSubscription:
         try:
             await self._consumer.commit()
         except KafkaError as error:
-            raise BusUnavailable(f"offset commit failed: {error}") from error
+            raise refused(error, "committing offsets", "offset commit failed") from error
 
     def assignment(self) -> frozenset[Lane]:
         return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
@@ -205,7 +209,11 @@ class KafkaTail(KafkaSubscription):
                 )
         except KafkaError as error:
             await super().stop()
-            raise BusUnavailable(f"Kafka at {self._bootstrap} unreachable: {error}") from error
+            raise refused(
+                error,
+                f"reading {', '.join(self._tail_topics)}",
+                f"Kafka at {self._bootstrap} unreachable",
+            ) from error
         except BusUnavailable:
             await super().stop()
             raise

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from backend.bus.base import BusUnavailable
-from backend.bus.kafka.clients import ClientOptions
+from backend.bus.kafka.clients import ClientOptions, refused
 from backend.bus.kafka.replication import replication_for
 
 
@@ -51,6 +50,6 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
     except KafkaError as error:
-        raise BusUnavailable(f"Kafka at {bootstrap} unreachable: {error}") from error
+        raise refused(error, "creating topics", f"Kafka at {bootstrap} unreachable") from error
     finally:
         await admin.close()

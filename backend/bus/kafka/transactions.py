@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, KafkaError, ProducerFenced
 
 from backend.bus.base import BusUnavailable, Incoming, Outgoing, PublisherFenced
-from backend.bus.kafka.clients import ClientOptions, started
+from backend.bus.kafka.clients import ClientOptions, refused, started
 
 _TRANSACTION_TIMEOUT_MS = 10_000
 """How long the broker lets a transaction stay open: a killed service's open transaction
@@ -75,5 +75,7 @@ class KafkaTransactionalPublisher:
             raise PublisherFenced(
                 f"another producer took over transactional id {self._transactional_id!r}"
             ) from error
-        except (KafkaError, IllegalOperation) as error:
+        except KafkaError as error:
+            raise refused(error, "a transaction", "Kafka transaction failed") from error
+        except IllegalOperation as error:
             raise BusUnavailable(f"Kafka transaction failed: {error!r}") from error
