@@ -78,8 +78,10 @@ class TopicSize:
 
 
 async def drop_topics(*namespaces: Settings) -> None:
-    """Delete the topics of `namespaces`, all on one Kafka."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=namespaces[0].kafka)
+    """Delete the topics of `namespaces`, all on one Kafka (as the first one's principal)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=namespaces[0].kafka, **namespaces[0].kafka_security.client_options()
+    )
     with contextlib.suppress(Exception):
         async with asyncio.timeout(30):
             await admin.start()

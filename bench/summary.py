@@ -276,6 +276,52 @@ def _backlog(data: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _failover(data: dict[str, Any]) -> list[Row]:
+    """The cluster's faults: how long acknowledgements paused beside the no-fault gap, and
+    the acknowledged logs lost or stored twice in each phase."""
+    phases = data["phases"]
+    calm = phases["baseline"]["ack_gap_s"]["max"]
+    broker, rolling = phases["broker"], phases["rolling"]
+    resumed = broker["acks_resumed_after_s"]
+    rows = [
+        Row(
+            "failover",
+            f"broker killed ({broker['killed']}): acks resume after",
+            resumed,
+            "s",
+            calm,
+            "longest ack gap, no fault",
+            "< 10 s",
+            resumed < 10,
+        ),
+        Row(
+            "failover",
+            "rolling restart of 3 brokers: longest ack pause",
+            rolling["ack_pause_s"],
+            "s",
+            calm,
+            "longest ack gap, no fault",
+            "-",
+            None,
+        ),
+    ]
+    for name, phase in phases.items():
+        wrong = phase["lost"] + phase["duplicated"]
+        rows.append(
+            Row(
+                "failover",
+                f"{name}: acknowledged logs lost or twice, of {phase['acked']:,}",
+                wrong,
+                "",
+                None,
+                "",
+                "0",
+                wrong == 0,
+            )
+        )
+    return rows
+
+
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
     "alerts": _alerts,
@@ -288,6 +334,7 @@ READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "latency": _latency,
     "volume": _volume,
     "backlog": _backlog,
+    "failover": _failover,
 }
 
 

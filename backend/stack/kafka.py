@@ -87,6 +87,10 @@ def render_server_properties(topology: Topology, node: KafkaNode) -> str:
         "share.coordinator.state.topic.replication.factor": factor,
         "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
+        # A broker that dies is fenced, and its partitions led elsewhere, after 4 s without
+        # a heartbeat instead of 9: until then every write with acks=all waits on it.
+        "broker.session.timeout.ms": "4000",
+        "broker.heartbeat.interval.ms": "1000",
         **secured,
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())

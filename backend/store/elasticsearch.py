@@ -128,10 +128,16 @@ class ElasticsearchStore:
     ) -> None:
         self._url = url
         self._indices = indices
+        nodes = split_addresses(url)
+        # A node that refuses the connection (it died) is tried no longer than it takes to
+        # ask the next one: each node once at most. Answers, timeouts and error statuses
+        # are never retried here; the callers decide what to do with them.
         self._client = AsyncElasticsearch(
-            split_addresses(url),
+            nodes,
             request_timeout=request_timeout,
-            max_retries=0,
+            max_retries=len(nodes) - 1,
+            retry_on_status=(),
+            retry_on_timeout=False,
             **(auth or ElasticsearchAuth()).client_options(),
         )
 

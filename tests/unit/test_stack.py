@@ -157,6 +157,11 @@ def test_kafka_internal_topics_fit_one_broker() -> None:
     ):
         assert config[key] == "1"
     assert config["group.initial.rebalance.delay.ms"] == "0"
+    # a dead broker is fenced, and its partitions led elsewhere, within 4 s
+    assert int(config["broker.session.timeout.ms"]) <= 4000
+    assert int(config["broker.heartbeat.interval.ms"]) * 3 <= int(
+        config["broker.session.timeout.ms"]
+    )
 
 
 def test_kafka_logs_go_to_the_logs_dir() -> None:
