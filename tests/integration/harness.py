@@ -48,6 +48,15 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+async def until(check: Callable[[], bool], within: float, what: str, every: float = 0.2) -> None:
+    """`wait_until` for async tests: let the loop run until `check`, a bounded while."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)

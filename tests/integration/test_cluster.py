@@ -15,9 +15,8 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from tests.integration.harness import (
     free_port,
     ledger_ids,
     new_namespace,
+    until,
     wait_until,
 )
 from widgets.alert_queue import AlertQueue
@@ -313,14 +313,6 @@ def _alert(namespace: str) -> Alert:
     )
 
 
-async def _until(check: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 async def test_a_read_only_consoles_acknowledgement_is_refused_by_kafka_and_shown(
     settings: Settings,
 ) -> None:
@@ -337,7 +329,7 @@ async def test_a_read_only_consoles_acknowledgement_is_refused_by_kafka_and_show
     app = LogdeckApp(LiveObserver(reader, open_bus(reader), open_store(reader)))
     async with app.run_test(size=(160, 48)) as pilot:
         alerts = app.screen.query_one(AlertQueue)
-        await _until(lambda: alert.alert_id in alerts.alerts, 60, "the alert in the console")
+        await until(lambda: alert.alert_id in alerts.alerts, 60, "the alert in the console")
         alerts.focus()
         alerts.move_cursor(row=0)
         await pilot.pause()
@@ -346,7 +338,7 @@ async def test_a_read_only_consoles_acknowledgement_is_refused_by_kafka_and_show
         def refusals() -> list[str]:
             return [n.message for n in app._notifications if "not allowed by Kafka" in n.message]
 
-        await _until(lambda: bool(refusals()), 30, "the console to say Kafka refused")
+        await until(lambda: bool(refusals()), 30, "the console to say Kafka refused")
         assert refusals()[0].startswith("acknowledge failed: writing is not allowed by Kafka")
     commands_sent = await open_bus(settings).snapshot(settings.topics.alert_commands)
     assert commands_sent == []

@@ -18,7 +18,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +41,7 @@ from tests.integration.harness import (
     Stored,
     assert_exactly_once,
     ledger_ids,
+    until,
     wait_until,
 )
 
@@ -176,15 +177,6 @@ async def test_the_busiest_leader_killed_acks_resume_the_console_goes_on_and_non
         wait_until(lambda: all_in_sync(settings), 120, f"{victim.name} back in every ISR")
 
     await asyncio.to_thread(settle)
-
-
-async def until(check: Callable[[], bool], within: float, what: str) -> None:
-    """Let the loop run until `check`; fail with `what` after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def primary_holder(stack: Topology, settings: Settings) -> ElasticsearchNode:

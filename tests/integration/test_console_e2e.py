@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,20 +14,12 @@ from backend.config import Settings
 from backend.observe.live import LiveObserver
 from console.app import LogdeckApp
 from tests.integration.conftest import Launch
-from tests.integration.harness import Process, Stored, wait_until
+from tests.integration.harness import Process, Stored, until, wait_until
 from widgets.alert_queue import AlertQueue
 from widgets.log_feed import LogFeed
 from widgets.node_table import NodeTable
 
 pytestmark = pytest.mark.integration
-
-
-async def until(check: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_console_shows_live_logs_and_alerts_and_its_ack_reaches_the_store(
