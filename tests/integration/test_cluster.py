@@ -37,6 +37,7 @@ from backend.stack.env import ROLES
 from backend.stack.layout import Layout
 from backend.stack.topology import Topology
 from console.app import LogdeckApp
+from tests.integration import test_notifier
 from tests.integration.conftest import Launch
 from tests.integration.harness import (
     ROOT,
@@ -50,9 +51,20 @@ from tests.integration.harness import (
     until,
     wait_until,
 )
+from tests.integration.test_notifier import (
+    CODE,
+    Hooks,
+    codes_told,
+    eventually,
+    hook_only_config,
+    send_fatal,
+)
 from widgets.alert_queue import AlertQueue
 
 pytestmark = pytest.mark.cluster
+
+hooks = test_notifier.hooks
+"""A webhook receiver on 127.0.0.1, the notifier tests' fixture."""
 
 
 @cache
@@ -342,3 +354,21 @@ async def test_a_read_only_consoles_acknowledgement_is_refused_by_kafka_and_show
         assert refusals()[0].startswith("acknowledge failed: writing is not allowed by Kafka")
     commands_sent = await open_bus(settings).snapshot(settings.topics.alert_commands)
     assert commands_sent == []
+
+
+async def test_the_notifier_on_its_own_principal_tells_a_webhook_of_a_fatal(
+    settings: Settings, tmp_path: Path, hooks: Hooks, accumulator: Process, launch: Launch
+) -> None:
+    """The alerter and the notifier with their roles' rights alone: the alert is raised,
+    the webhook told, and the notifier's record of it written to its topic."""
+    launch("alerter")
+    notifier = launch("notifier", "--config", str(hook_only_config(tmp_path, hooks)))
+    await send_fatal(settings, f"{settings.namespace}-payment-01")
+    await until(lambda: CODE in codes_told(hooks), 90, "the FATAL at the webhook")
+    bus = open_bus(settings)  # the admin's
+
+    async def recorded() -> bool:
+        return bool(await bus.snapshot(settings.topics.notifications))
+
+    await eventually(recorded, 30, "the notifier's record of what it told")
+    assert "not allowed by Kafka" not in notifier.output()
