@@ -87,20 +87,35 @@ class Subscription(Protocol):
     async def stop(self) -> None: ...
 
     async def poll(
-        self, max_records: int, timeout_ms: int, max_bytes: int = POLL_BYTES
+        self,
+        max_records: int,
+        timeout_ms: int,
+        max_bytes: int = POLL_BYTES,
+        *,
+        in_flight: bool = False,
     ) -> list[Incoming]:
         """The next records, in order within each partition; empty after `timeout_ms`.
 
         At most `max_records`, and no more than `max_bytes` (by `Incoming.size`) unless
         the first record alone is larger: then that record comes on its own.
 
-        A group moves partitions between members only inside `poll`: the batch it returns
-        is this member's to finish (write, commit) before it polls again, and a member
-        that takes a partition over starts where that batch's commit left it.
+        A group moves partitions between members only inside `poll`. Polling again says
+        the batches returned before are finished (written, and committed here or in a
+        transaction), and a member that takes a partition over starts where their commit
+        left it. With `in_flight`, a batch returned before is still being written (a
+        pipelined reader): Kafka then gives its partitions up only once `commit` has
+        covered it; the embedded bus may move them sooner, and their new owner reads the
+        uncommitted records again, which only a reader with idempotent writes can afford.
         """
 
-    async def commit(self) -> None:
-        """Mark everything returned by `poll` so far as processed by this group."""
+    async def commit(self, upto: Mapping[Lane, int] | None = None) -> None:
+        """Mark records as processed by this group: everything `poll` returned so far, or
+        with `upto` those of each lane before its offset (one past the last processed),
+        for a reader that has polled further meanwhile.
+
+        Lanes this member no longer owns are left out: their new owner reads on from the
+        group's last commit.
+        """
 
     def assignment(self) -> frozenset[Lane]:
         """The partitions this reader owns right now (a group shares them out)."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
 
 from backend import retry
-from backend.bus import Delivery, Incoming, Outgoing
+from backend.bus import Delivery, Incoming, Lane, Outgoing
 from backend.config import Settings
 from backend.indexer import Indexer
 from backend.schemas import (
@@ -75,13 +75,15 @@ class FakeSubscription:
 
     async def stop(self) -> None: ...
 
-    async def poll(self, max_records: int, timeout_ms: int, max_bytes: int = 0) -> list[Incoming]:
+    async def poll(
+        self, max_records: int, timeout_ms: int, max_bytes: int = 0, *, in_flight: bool = False
+    ) -> list[Incoming]:
         if self.batches:
             return self.batches.pop(0)
         await asyncio.sleep(3600)
         return []
 
-    async def commit(self) -> None:
+    async def commit(self, upto: Mapping[Lane, int] | None = None) -> None:
         self.commits += 1
 
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -37,6 +37,8 @@ class _Fetched:
     resync: bool
     synced_at: float | None = None
     committed: dict[int, int] = field(default_factory=dict)
+    returned: dict[int, int] = field(default_factory=dict)
+    """Per partition read, the offset after its last record in `records`."""
 
 
 class EmbeddedSubscription:
@@ -46,6 +48,13 @@ class EmbeddedSubscription:
     or "tail" (every partition's end as `start()` found it; topics that appear later
     from their first record). `session_s` is how long a member may go without polling
     before the others of its group take its partitions.
+
+    A pipelined reader (`poll(in_flight=True)`) may lose a partition while the batch it
+    is writing is not committed: a member releases what is no longer its own as it renews
+    its lease, and holding partitions back would take a lease of its own kind. The commit
+    of that batch then leaves the partition out and its new owner reads those records
+    again from the group's commit; the indexer, the one reader that pipelines, stores
+    each log under its log_id, so the second write changes nothing.
     """
 
     def __init__(
@@ -66,6 +75,10 @@ class EmbeddedSubscription:
         self._started = False
         self._positions: dict[int, int] = {}
         self._committed: dict[int, int] = {}
+        self._returned: dict[int, int] = {}
+        """Per partition, the offset after the last record `poll` returned."""
+        self._finished: dict[int, int] = {}
+        """Per partition, the offset before which the returned records are committed."""
         self._read_through: dict[int, float] = {}
         self._version = -1
         self._renewed = 0.0
@@ -77,6 +90,8 @@ class EmbeddedSubscription:
     async def start(self) -> None:
         self._positions = {}
         self._committed = {}
+        self._returned = {}
+        self._finished = {}
         self._read_through = {}
         if self._group is None:
             self._positions = await self._file.run(self._open_job)
@@ -102,10 +117,17 @@ class EmbeddedSubscription:
         self._started = False
         self._positions = {}
         self._committed = {}
+        self._returned = {}
+        self._finished = {}
         self._read_through = {}
 
     async def poll(
-        self, max_records: int, timeout_ms: int, max_bytes: int = POLL_BYTES
+        self,
+        max_records: int,
+        timeout_ms: int,
+        max_bytes: int = POLL_BYTES,
+        *,
+        in_flight: bool = False,
     ) -> list[Incoming]:
         if not self._started:
             raise RuntimeError("subscription used before start()")
@@ -123,19 +145,41 @@ class EmbeddedSubscription:
             if signal.count == seen:
                 await signal.wait(min(left, _CHECK_EVERY_S))
 
-    async def commit(self) -> None:
+    async def commit(self, upto: Mapping[Lane, int] | None = None) -> None:
         member = self._member
         if member is None or not self._started:
             return
+        if upto is None:
+            self._finished.update(self._returned)
+        else:
+            for (topic, partition), offset in upto.items():
+                known = self._file.topics.get(topic)
+                lane = None if known is None else known.lane(partition)
+                if lane is not None and lane in self._positions:
+                    self._finished[lane] = max(offset, self._finished.get(lane, offset))
         pending = {
             lane: position
-            for lane, position in self._positions.items()
+            for lane, position in self._finished_positions().items()
             if self._committed.get(lane) != position
         }
         if not pending:
             return
         await self._file.run(partial(member.commit, pending))
         self._committed.update(pending)
+
+    def _finished_positions(self) -> dict[int, int]:
+        """Where each owned partition's committed-to-be records end: the read position
+        where every record returned is finished (past the last of them there are only
+        offsets without a record), else the end of the finished ones."""
+        finished_at: dict[int, int] = {}
+        for lane, position in self._positions.items():
+            returned = self._returned.get(lane)
+            finished = self._finished.get(lane)
+            if returned is None or (finished is not None and finished >= returned):
+                finished_at[lane] = position
+            elif finished is not None:
+                finished_at[lane] = finished
+        return finished_at
 
     def assignment(self) -> frozenset[Lane]:
         names = self._file.topics
@@ -166,6 +210,13 @@ class EmbeddedSubscription:
             lane: offset for lane, offset in self._committed.items() if lane in fetched.positions
         }
         self._committed.update(fetched.committed)
+        self._returned = {
+            lane: offset for lane, offset in self._returned.items() if lane in fetched.positions
+        }
+        self._returned.update(fetched.returned)
+        self._finished = {
+            lane: offset for lane, offset in self._finished.items() if lane in fetched.positions
+        }
         self._version = fetched.version
         self._resync = fetched.resync
         if fetched.synced_at is not None:
@@ -214,6 +265,7 @@ class EmbeddedSubscription:
                 synced_at = synced.at
                 self._known_topics = synced.known_topics
         records: list[Incoming] = []
+        returned: dict[int, int] = {}
         read_through: dict[int, float] = {}
         checked = time.time()
         with transaction(conn, write=False):
@@ -250,14 +302,16 @@ class EmbeddedSubscription:
                     assert where is not None  # the lanes of known topics only
                     file.records.incoming(rows, where[0], where[1], records)
                     if rows:
-                        position = (rows[-1][0] & MASK) + 1
+                        position = returned[lane] = (rows[-1][0] & MASK) + 1
                     if len(rows) < budget and bytes_left > 0:
                         position = end  # all to the end is read (what is missing was deleted)
                     positions[lane] = position
                     budget -= len(rows)
                 if position >= end:
                     read_through[lane] = checked
-        return _Fetched(records, positions, read_through, version, resync, synced_at, committed)
+        return _Fetched(
+            records, positions, read_through, version, resync, synced_at, committed, returned
+        )
 
 
 class EmbeddedTail(EmbeddedSubscription):
