@@ -2,9 +2,10 @@
 
 `--summary` skips the runs and summarizes the results already in bench/results/. Each
 benchmark keeps its own results file; the summary goes to summary.json and summary.png.
-The volume run (10 million logs, about half an hour of both cores) runs only on request:
-`--volume` adds it to the others, `--only volume` runs it alone. Its last results are
-summarized either way.
+Some run only on request (`ON_REQUEST`): the volume run (10 million logs, about half an
+hour of both cores; `--volume` adds it to the others), the cluster's faults (they need
+`logdeck stack up --cluster`) and the Kafka restart (it kills the stack's broker); `--only
+NAME` runs one alone. Their last results are summarized either way.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from collections.abc import Sequence
 from bench.common import RESULTS, render_table
 from bench.summary import READERS, chart, collect, table, to_json
 
-ON_REQUEST = ("volume",)
-"""Benchmarks too long for every run: only with `--volume` or named in `--only`."""
+ON_REQUEST = {
+    "volume": "10 million logs, about 30 min: --volume, or --only volume",
+    "failover": "on the cluster of `logdeck stack up --cluster`: --only failover",
+    "restart": "kills and restarts the stack's Kafka: --only restart",
+}
+"""Benchmarks not for every run, and how to ask for each."""
 
 
 def run_all(names: Sequence[str]) -> list[str]:
@@ -52,11 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also the volume run: 10 million logs through the real stack, about 30 min",
     )
     args = parser.parse_args(argv)
-    names = args.only or [name for name in READERS if name not in ON_REQUEST or args.volume]
+    wanted = {"volume"} if args.volume else set()
+    names = args.only or [name for name in READERS if name not in ON_REQUEST or name in wanted]
     failed = [] if args.summary else run_all(names)
     skipped = [name for name in ON_REQUEST if name not in names]
     if skipped and not args.summary:
-        print(f"\nnot run (on request only): {', '.join(skipped)} (--volume, or --only volume)")
+        print("\nnot run (on request only):")
+        for name in skipped:
+            print(f"  {name}: {ON_REQUEST[name]}")
     rows, missing = collect()
     print()
     print(render_table(["figure", "value", "baseline", "ratio", "target", "met?"], table(rows)))

@@ -322,6 +322,40 @@ def _failover(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _restart(data: dict[str, Any]) -> list[Row]:
+    """Kafka gone and back on the single stack: how soon acks resumed after its return."""
+    found = data["found"]
+    resumed = found["acks_resumed_after_return_s"]
+    wrong = found["lost"] + found["duplicated"]
+    rows = [
+        Row(
+            "restart",
+            f"acknowledged logs lost or twice, of {found['acked']:,}",
+            wrong,
+            "",
+            None,
+            "",
+            "0",
+            wrong == 0,
+        )
+    ]
+    if resumed is not None:
+        rows.insert(
+            0,
+            Row(
+                "restart",
+                "Kafka back: acks resume after",
+                resumed,
+                "s",
+                found["longest_ack_gap_before_kill_s"],
+                "longest ack gap before the kill",
+                "< 10 s",
+                resumed < 10,
+            ),
+        )
+    return rows
+
+
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
     "alerts": _alerts,
@@ -335,6 +369,7 @@ READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "volume": _volume,
     "backlog": _backlog,
     "failover": _failover,
+    "restart": _restart,
 }
 
 
