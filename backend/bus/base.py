@@ -131,6 +131,15 @@ class Subscription(Protocol):
         """How many partitions `topic` has, once the reader knows."""
 
 
+def committable(position: int, returned: int | None, finished: int | None) -> int | None:
+    """Where a partition's commit may go: the reader's `position` once every record it
+    returned is finished (past the last of them there are only offsets without a record),
+    else the end of the finished ones; None while none is."""
+    if returned is None or (finished is not None and finished >= returned):
+        return position
+    return finished
+
+
 class TransactionalPublisher(Protocol):
     """Publishes records and marks the records they came from as consumed, atomically.
 

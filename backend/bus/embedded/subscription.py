@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from backend.bus.base import POLL_BYTES, BusUnavailable, Incoming, Lane
+from backend.bus.base import POLL_BYTES, BusUnavailable, Incoming, Lane, committable
 from backend.bus.embedded.file import BusFile
 from backend.bus.embedded.groups import Member, Start
 from backend.bus.embedded.schema import MASK, SELECT_RECORDS, SHIFT, Row, ends
@@ -173,12 +173,9 @@ class EmbeddedSubscription:
         offsets without a record), else the end of the finished ones."""
         finished_at: dict[int, int] = {}
         for lane, position in self._positions.items():
-            returned = self._returned.get(lane)
-            finished = self._finished.get(lane)
-            if returned is None or (finished is not None and finished >= returned):
-                finished_at[lane] = position
-            elif finished is not None:
-                finished_at[lane] = finished
+            at = committable(position, self._returned.get(lane), self._finished.get(lane))
+            if at is not None:
+                finished_at[lane] = at
         return finished_at
 
     def assignment(self) -> frozenset[Lane]:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from backend.bus.base import POLL_BYTES, BusUnavailable, Incoming, Lane
+from backend.bus.base import POLL_BYTES, BusUnavailable, Incoming, Lane, committable
 from backend.bus.kafka.clients import ClientOptions, refused
 
 _FETCH_BYTES = 16 * 1024 * 1024
@@ -174,12 +174,9 @@ class KafkaSubscription:
             return {}
         offsets: dict[TopicPartition, Any] = {}
         for tp, position in assignment.all_consumed_offsets().items():
-            returned = self._returned.get(tp)
-            finished = self._finished.get(tp)
-            if returned is None or (finished is not None and finished >= returned):
-                offsets[tp] = position
-            elif finished is not None:
-                offsets[tp] = finished
+            at = committable(position, self._returned.get(tp), self._finished.get(tp))
+            if at is not None:
+                offsets[tp] = at
         return offsets
 
     def assignment(self) -> frozenset[Lane]:
