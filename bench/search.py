@@ -218,13 +218,22 @@ async def ingest(store: Store, corpus: Corpus, batch: int, label: str) -> tuple[
 async def time_queries(
     stores: dict[str, Store], named: list[tuple[str, LogQuery]], repeat: int
 ) -> dict[str, dict[str, Timing]]:
-    """Every query on every store, `repeat` times after a warm-up, the stores taking turns."""
+    """Every query on every store, `repeat` times after a warm-up, the stores taking turns.
+
+    Elasticsearch's request cache is emptied before each search: the counts of a query
+    would come from it on every run after the first, which an index refreshed every second
+    under live traffic seldom allows.
+    """
     runs: dict[str, dict[str, list[float]]] = {name: {s: [] for s in stores} for name, _ in named}
     last: dict[tuple[str, str], SearchResult] = {}
     phase = Phase("searching", repeat * len(named))
     for turn in range(-WARMUP, repeat):
         for name, query in named:
             for store_name, store in stores.items():
+                if isinstance(store, ElasticsearchStore):
+                    await store.client.indices.clear_cache(
+                        index=store.indices.logs_pattern, request=True
+                    )
                 started = time.perf_counter()
                 result = await store.search_logs(query)
                 took = (time.perf_counter() - started) * 1000

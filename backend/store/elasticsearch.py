@@ -25,8 +25,8 @@ from backend.store.base import (
     StoredLog,
     StoreUnavailable,
 )
-from backend.store.query import LogQuery, SearchResult, histogram_interval, text_note
-from backend.store.search import build_search, histogram_buckets
+from backend.store.query import LogQuery, SearchResult, text_note
+from backend.store.search import PAGE_ORDER, histogram_buckets, plan_search
 from backend.store.search_terms import MESSAGE_RAW_CHARS
 
 _encode = msgspec.json.Encoder().encode
@@ -67,6 +67,13 @@ LOG_MAPPINGS: Final[dict[str, Any]] = {
         },
     },
 }
+
+_INDEX_SORT: Final = {
+    "index.sort.field": [next(iter(key)) for key in PAGE_ORDER],
+    "index.sort.order": [next(iter(key.values())) for key in PAGE_ORDER],
+}
+"""Each segment keeps its logs newest first, the order of every page: a search stops at
+the page's last hit instead of sorting all of them. Set when a daily index is made."""
 
 NODE_MAPPINGS: Final[dict[str, Any]] = {
     "dynamic": "strict",
@@ -145,6 +152,10 @@ class ElasticsearchStore:
     def client(self) -> AsyncElasticsearch:
         return self._client
 
+    @property
+    def indices(self) -> Indices:
+        return self._indices
+
     async def ensure_schema(self) -> None:
         async with self._errors("creating index templates"):
             health = await self._client.cluster.health()
@@ -153,7 +164,7 @@ class ElasticsearchStore:
                 name=self._indices.logs_prefix.rstrip("-"),
                 index_patterns=[self._indices.logs_pattern],
                 template={
-                    "settings": {**shards, "refresh_interval": "1s"},
+                    "settings": {**shards, "refresh_interval": "1s", **_INDEX_SORT},
                     "mappings": LOG_MAPPINGS,
                 },
             )
@@ -229,25 +240,39 @@ class ElasticsearchStore:
 
     async def search_logs(self, query: LogQuery) -> SearchResult:
         now = datetime.now(UTC)
-        body = build_search(query, now)
+        plan = plan_search(query, now)
+        where = {
+            "index": self._indices.logs_pattern,
+            "allow_no_indices": True,
+            "ignore_unavailable": True,
+        }
         async with self._errors("searching logs"):
-            response = await self._client.search(
-                index=self._indices.logs_pattern,
-                allow_no_indices=True,
-                ignore_unavailable=True,
-                **body,
+            response = await self._client.msearch(
+                searches=[part for body in plan.bodies for part in (where, body)]
             )
-        hits = response.body["hits"]
-        logs = [msgspec.convert(_log_fields(hit["_source"]), Log) for hit in hits["hits"]]
+        page, counts, *rarer = (self._answer(item) for item in response.body["responses"])
+        buckets = histogram_buckets(counts, plan.interval, *rarer)
+        logs = [msgspec.convert(_log_fields(hit["_source"]), Log) for hit in page["hits"]["hits"]]
         return SearchResult(
-            total=int(hits["total"]["value"]),
+            total=sum(bucket.count for bucket in buckets),
             logs=logs,
-            buckets=histogram_buckets(
-                response.body, histogram_interval(query.since, query.until, now)
-            ),
-            took_ms=float(response.body.get("took", 0)),
+            buckets=buckets,
+            took_ms=float(max(answer.get("took", 0) for answer in (page, counts, *rarer))),
             note=text_note(query),
         )
+
+    def _answer(self, item: dict[str, Any]) -> dict[str, Any]:
+        """One search of an `_msearch`, or the error it ended in, raised."""
+        error = item.get("error")
+        if error is None:
+            return item
+        status = int(item.get("status", 500))
+        reason = f"{error.get('type', status)}: {error.get('reason', '')}"
+        if status in _TRANSIENT_STATUS:
+            raise StoreUnavailable(
+                f"Elasticsearch at {self._url} answered {status} while searching logs ({reason})"
+            )
+        raise SearchRefused(f"Elasticsearch refused the search ({status}): {reason}")
 
     async def delete_logs_before(self, day: date) -> list[str]:
         prefix = self._indices.logs_prefix
@@ -270,7 +295,7 @@ class ElasticsearchStore:
                     allow_no_indices=True,
                     ignore_unavailable=True,
                     size=_EXPORT_BATCH,
-                    sort=[{"timestamp": "desc"}, {"log_id": "desc"}],
+                    sort=PAGE_ORDER,
                     search_after=after,
                     query={"match_all": {}},
                 )
@@ -336,6 +361,10 @@ class ElasticsearchStore:
 
     def _errors(self, what: str) -> _StoreErrors:
         return _StoreErrors(self._url, what)
+
+
+class SearchRefused(Exception):
+    """Elasticsearch answered a search with an error that asking again will not change."""
 
 
 class _StoreErrors:

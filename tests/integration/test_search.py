@@ -13,6 +13,7 @@ from backend.config import Settings
 from backend.schemas import Level, Log, iso_millis, validate_record
 from backend.store import Store
 from backend.store.base import StoredLog
+from backend.store.elasticsearch import ElasticsearchStore
 from backend.store.query import LogQuery
 from tests.integration.harness import Stored
 from tests.records import make_log
@@ -106,3 +107,16 @@ async def test_search_results_keep_the_log_shape(store: Store) -> None:
     (log,) = result.logs
     original = next(item for item in LOGS if item.log_id == log.log_id)
     assert msgspec.to_builtins(log) == msgspec.to_builtins(original)
+
+
+async def test_daily_indices_keep_their_logs_in_the_pages_order(store: Store) -> None:
+    if not isinstance(store, ElasticsearchStore):
+        pytest.skip("index sorting is Elasticsearch's")
+    found = await store.client.indices.get_settings(
+        index=f"{store.indices.logs_prefix}*", name="index.sort.*", flat_settings=True
+    )
+    assert found.body
+    for index in found.body.values():
+        sort = index["settings"]
+        assert sort["index.sort.field"] == ["timestamp", "log_id"]
+        assert sort["index.sort.order"] == ["desc", "desc"]

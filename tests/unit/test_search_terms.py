@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backend.logfilter import parse_expression
 from backend.store.query import LogQuery
-from backend.store.search import build_search
+from backend.store.search import plan_search
 from backend.store.search_terms import expression_clauses
 
 
@@ -39,7 +39,7 @@ def test_wildcard_characters_in_text_and_values_are_taken_literally() -> None:
 
 
 def test_the_search_body_holds_the_expression_beside_the_consoles_filters() -> None:
-    body = build_search(LogQuery(text="card", expression=parse_expression("-level:INFO pay")))
+    body = plan_search(LogQuery(text="card", expression=parse_expression("-level:INFO pay"))).page
     query = body["query"]["bool"]
     assert {"wildcard": {"message.raw": {"value": "*pay*", "case_insensitive": True}}} in (
         query["filter"]
