@@ -41,7 +41,7 @@ from bench.common import (
     run_and_record,
     watch,
 )
-from bench.machine import code_state, note_busy, stack_machine
+from bench.machine import code_state, note_busy, stack_machine, timestamp
 from bench.servers import check_servers, drop_indices, drop_topics
 
 SMALL_BYTES = 200
@@ -236,9 +236,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print(render_table(["indexer on the backlog", "peak RSS", "small logs", "ratio", "time"], rows))
     return {
+        "benchmark": "backlog",
+        "timestamp": timestamp(),
         "machine": stack_machine(es_version),
         "code": code_state(),
-        "measured_at": now_iso(),
         **info,
         "logs": args.logs,
         "message_bytes": large,

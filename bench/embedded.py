@@ -42,7 +42,7 @@ from bench.common import (
     watch,
 )
 from bench.ingest import Corpus, send_acked
-from bench.machine import code_state
+from bench.machine import code_state, machine, timestamp
 
 RATE_TARGET = 30_000
 READY_TARGET_S = 3.0
@@ -200,6 +200,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print(render_table(["figure", "value", "baseline", "ratio", "target", "met?"], rows))
     return {
+        "benchmark": "embedded",
+        "timestamp": timestamp(),
+        "machine": machine(sqlite=sqlite3.sqlite_version),
         "code": code_state(),
         "end_to_end": e2e,
         "sqlite_fts5_ceiling": ceiling,

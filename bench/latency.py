@@ -40,13 +40,17 @@ from bench.common import (
     percentile,
     render_table,
     run_and_record,
+    verdict,
 )
 from bench.load import background_process
-from bench.machine import announce
-from bench.servers import drop_indices, drop_topics
+from bench.machine import announce, stack_machine, timestamp
+from bench.servers import drop_indices, drop_topics, elasticsearch_version
 
 PROBE_EVERY_S = 0.1
 POLL_S = 0.05
+TARGET_RATE = 10_000
+TARGET_P99_MS = 1500.0
+"""Service -> searchable at `TARGET_RATE` logs/s: p99 below this."""
 
 
 def probe(number: int, rate: int) -> dict[str, Any]:
@@ -165,11 +169,13 @@ def describe(values: Sequence[float]) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings("latency")
+    es = AsyncElasticsearch(settings.elasticsearch, request_timeout=30)
+    info = stack_machine(await elasticsearch_version(es, settings.elasticsearch))
     code = await announce(
         f"logdeck latency benchmark: service -> searchable, {args.probes} probes at each of "
-        f"{', '.join(f'{rate:,}' for rate in args.rates)} logs/s, namespace {settings.namespace}"
+        f"{', '.join(f'{rate:,}' for rate in args.rates)} logs/s, namespace {settings.namespace}",
+        info,
     )
-    es = AsyncElasticsearch(settings.elasticsearch, request_timeout=30)
     measured: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="logdeck-bench-latency-") as folder:
@@ -191,19 +197,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{measured[rate][share]:,.0f} ms",
             f"{baseline[share]:,.0f} ms",
             f"{measured[rate][share] / baseline[share]:.1f}x",
+            *_target(int(rate), share, measured[rate][share]),
         ]
         for rate in map(str, args.rates)
         for share in ("p50", "p95", "p99")
     ]
     print()
-    print(render_table(["figure", "value", "ES alone", "ratio"], rows))
+    print(render_table(["figure", "value", "ES alone", "ratio", "target", "met?"], rows))
     return {
         "benchmark": "latency",
+        "timestamp": timestamp(),
+        "machine": info,
         "namespace": settings.namespace,
         "code": code,
+        "target": {"rate": TARGET_RATE, "p99_ms": TARGET_P99_MS},
         "settings": {"rates": args.rates, "probes": args.probes, "probe_every_s": PROBE_EVERY_S},
         "latency_ms": measured,
     }
+
+
+def _target(rate: int, share: str, value: float) -> list[str]:
+    """The target cell and whether it was met, for the one figure that has a target."""
+    if rate != TARGET_RATE or share != "p99":
+        return ["-", verdict(None)]
+    return [f"< {TARGET_P99_MS:,.0f} ms", verdict(value < TARGET_P99_MS)]
 
 
 def _line(figures: dict[str, float]) -> str:
