@@ -65,6 +65,7 @@ from bench.common import (
     logdeck_service,
     render_table,
     run_and_record,
+    verdict,
 )
 from bench.machine import announce, stack_machine, timestamp
 from bench.search import WARMUP, Timing, es_size, queries, time_queries
@@ -94,6 +95,10 @@ waiting longer after the last write makes the size it reports the files' size no
 TALLY_TIMEOUT_S = 60.0
 FREE_BYTES_PER_LOG = 1500
 """Free disk asked for per log: about 2.5 times what Kafka and Elasticsearch take together."""
+TARGET_RATE = 20_000
+"""Logs/s sent -> searchable over the whole run."""
+TARGET_SEARCH_P95_MS = 100.0
+"""Every console query's p95 at the last point: the slowest query's."""
 EXPECTED_RATE = 10_000
 """Logs/s end to end on the 2-CPU machine of the recorded runs, for the duration estimate."""
 MB = 1_000_000
@@ -621,10 +626,15 @@ class Figure:
     value: float | None
     baseline: float | None
     baseline_name: str
+    targets: list[tuple[str, bool]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
         return self.value / self.baseline if self.value is not None and self.baseline else None
+
+    @property
+    def met(self) -> bool | None:
+        return all(ok for _, ok in self.targets) if self.targets else None
 
     def cells(self) -> list[str]:
         decimals = 1 if self.unit == "ms" else 0
@@ -638,6 +648,8 @@ class Figure:
             number(self.value),
             f"{number(self.baseline)} ({self.baseline_name})" if self.baseline else "-",
             f"{ratio:.0%}" if ratio is not None else "-",
+            "; ".join(text for text, _ in self.targets) or "-",
+            verdict(self.met),
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -648,8 +660,8 @@ class Figure:
             "baseline": self.baseline,
             "baseline_name": self.baseline_name,
             "ratio": self.ratio,
-            "targets": [],
-            "met": None,
+            "targets": [{"target": text, "met": ok} for text, ok in self.targets],
+            "met": self.met,
         }
 
 
@@ -679,6 +691,7 @@ def figures(outcome: Outcome) -> list[Figure]:
             outcome.rate,
             indexer_alone(),
             "indexer alone, ingest.json",
+            [(f">= {TARGET_RATE:,} logs/s", outcome.rate >= TARGET_RATE)],
         ),
     ]
     first = outcome.points[0] if len(outcome.points) > 1 else None
@@ -699,6 +712,12 @@ def figures(outcome: Outcome) -> list[Figure]:
             final.searches[slowest].p95,
             first.searches[slowest].p95 if first else None,
             f"at {first.logs:,}" if first else "",
+            [
+                (
+                    f"< {TARGET_SEARCH_P95_MS:g} ms",
+                    final.searches[slowest].p95 < TARGET_SEARCH_P95_MS,
+                )
+            ],
         ),
     ]
     return result
@@ -706,7 +725,11 @@ def figures(outcome: Outcome) -> list[Figure]:
 
 def report(outcome: Outcome, results: list[Figure]) -> None:
     print()
-    print(render_table(["figure", "value", "baseline", "ratio"], [f.cells() for f in results]))
+    print(
+        render_table(
+            ["figure", "value", "baseline", "ratio", "target", "met?"], [f.cells() for f in results]
+        )
+    )
 
     def mb(value: float | None) -> str:
         return f"{value:,.1f} MB" if value is not None else "-"
