@@ -181,8 +181,13 @@ async def test_the_busiest_leader_killed_acks_resume_the_console_goes_on_and_non
 
 def primary_holder(stack: Topology, settings: Settings) -> ElasticsearchNode:
     """The node holding the primary of today's logs index: its loss stops that index's writes
-    until the replica is promoted."""
-    with Elasticsearch(settings.elasticsearch_urls, request_timeout=30) as es:
+    until the replica is promoted. Asked once the replica is started: one still recovering
+    from that node could not take over, and the index would wait for the node's return."""
+    with Elasticsearch(settings.elasticsearch_urls, request_timeout=90) as es:
+        health = es.cluster.health(
+            index=settings.indices.logs_pattern, wait_for_status="green", timeout="60s"
+        )
+        assert health["status"] == "green", f"today's logs index not green: {health}"
         shards = es.cat.shards(index=settings.indices.logs_pattern, format="json", h="prirep,node")
     rows = cast(list[dict[str, str]], shards.body)  # a list with format=json
     names = {shard["node"] for shard in rows if shard["prirep"] == "p"}
