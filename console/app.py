@@ -271,7 +271,9 @@ class LogdeckApp(App[None]):
         the logs the tail brought: Elasticsearch refreshes every second and the indexer
         batches, so logs sent just before the tail started may have been in neither at the
         first answer. A quiet tail is given `HISTORY_QUIET_TRIES` answers' time to bring
-        something. A store that fails now leaves what is on screen."""
+        something. An answer that fails (Elasticsearch answers 503 while the shards of a
+        daily index just made are starting) is asked for again within the same bound; the
+        history already on screen and the live tail stay either way."""
         join = self._history
         try:
             for tries in range(1, HISTORY_RETRIES + 1):
@@ -279,7 +281,10 @@ class LogdeckApp(App[None]):
                     break
                 await asyncio.sleep(HISTORY_RETRY_S)
                 query = history_query(self.clock(), self._history_limit)
-                result = await self.observer.search(query)
+                try:
+                    result = await self.observer.search(query)
+                except Exception:  # the next try asks again
+                    continue
                 self._flush_logs()  # the live logs first, so the gap leaves them out
                 gap = join.gap(result.logs)
                 if gap:

@@ -147,6 +147,36 @@ async def test_a_quiet_tail_shows_the_first_answer_and_asks_only_a_few_times_mor
         assert ids(app.main.feed) == [log.log_id for log in stored]
 
 
+class FailingOnceStore(LaggingStore):
+    """A lagging store whose second answer is an error, as Elasticsearch's 503 while the
+    shards of a daily index just made are starting."""
+
+    async def search(self, query: LogQuery) -> SearchResult:
+        result = await super().search(query)
+        if len(self.queries) == 2:
+            raise ConnectionError("503 all shards failed")
+        return result
+
+
+async def test_a_store_failing_while_the_gap_is_filled_is_asked_again() -> None:
+    logs = sample_logs(60)
+    observer = FailingOnceStore(logs=logs[:40], clock=lambda: NOW)
+    app = make_app(observer, history=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await observer.subscribed("logs")
+        observer.push_logs(logs[50:55])
+        del observer.history[40:]
+        observer.answers.put_nowait(None)
+        await until(pilot, lambda: bool(ids(app.main.feed)))
+        observer.history[40:] = logs[40:55]
+        observer.answers.put_nowait(None)  # this answer fails
+        observer.answers.put_nowait(None)
+        await settle(pilot, "history")
+        assert app.is_running
+        assert len(observer.queries) == 3
+        assert ids(app.main.feed) == [log.log_id for log in logs[:55]]
+
+
 async def test_with_the_store_down_the_live_tail_still_fills_the_feed() -> None:
     observer = FakeObserver(logs=sample_logs(40), clock=lambda: NOW)
     observer.search_error = ConnectionError("connection refused")
